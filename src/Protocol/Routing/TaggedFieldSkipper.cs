@@ -1,0 +1,15 @@
+namespace Switchback.Protocol.Routing;
+
+internal static class TaggedFieldSkipper
+{
+    /// <summary>Skips a tagged-field section whose fields the caller does not need.</summary>
+    public static void Skip(ref KafkaReader reader)
+    {
+        var count = reader.ReadTaggedFieldCount();
+        for (var i = 0; i < count; i++)
+        {
+            reader.ReadUnsignedVarInt();
+            reader.ReadTaggedFieldBody(out _);
+        }
+    }
+}
