@@ -1,0 +1,38 @@
+namespace Switchback.Protocol;
+
+/// <summary>Kafka error codes the proxy produces or reacts to (wire values).</summary>
+public enum ErrorCode : short
+{
+    None = 0,
+    OffsetOutOfRange = 1,
+    CorruptMessage = 2,
+    UnknownTopicOrPartition = 3,
+    LeaderNotAvailable = 5,
+    NotLeaderOrFollower = 6,
+    RequestTimedOut = 7,
+    NetworkException = 13,
+    CoordinatorLoadInProgress = 14,
+    CoordinatorNotAvailable = 15,
+    NotCoordinator = 16,
+    IllegalGeneration = 22,
+    UnknownMemberId = 25,
+    RebalanceInProgress = 27,
+    TopicAuthorizationFailed = 29,
+    GroupAuthorizationFailed = 30,
+    ClusterAuthorizationFailed = 31,
+    UnsupportedSaslMechanism = 33,
+    IllegalSaslState = 34,
+    UnsupportedVersion = 35,
+    InvalidRequest = 42,
+    OutOfOrderSequenceNumber = 45,
+    InvalidProducerEpoch = 47,
+    TransactionalIdAuthorizationFailed = 53,
+    SaslAuthenticationFailed = 58,
+    UnknownProducerId = 59,
+    KafkaStorageError = 56,
+    FencedLeaderEpoch = 74,
+    UnknownLeaderEpoch = 75,
+    UnknownTopicId = 100,
+    FencedMemberEpoch = 110,
+    UnknownServerError = -1,
+}

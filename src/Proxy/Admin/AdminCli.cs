@@ -1,0 +1,126 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Switchback.Proxy.Admin;
+
+/// <summary>A command-line failure with the one-line reason printed on stderr.</summary>
+public sealed class AdminCliException(string message) : Exception(message);
+
+/// <summary><c>switchback routes | switch | rollback</c>: thin clients of the admin HTTP API.</summary>
+public static class AdminCli
+{
+    public static async Task<int> RunAsync(string command, string[] args, CancellationToken cancellationToken)
+    {
+        var admin = Environment.GetEnvironmentVariable("SWITCHBACK_ADMIN") ?? "http://127.0.0.1:9190";
+        var token = Environment.GetEnvironmentVariable("SWITCHBACK_TOKEN");
+        string? family = null, write = null, read = null, reason = null;
+        var force = false;
+        int? timeoutMs = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new AdminCliException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--admin": admin = Value(); break;
+                case "--token": token = Value(); break;
+                case "--write": write = Value(); break;
+                case "--read": read = Value(); break;
+                case "--reason": reason = Value(); break;
+                case "--timeout-ms": timeoutMs = int.TryParse(Value(), out var t) && t > 0 ? t : throw new AdminCliException("--timeout-ms needs a positive number"); break;
+                case "--force": force = true; break;
+                default:
+                    if (args[i].StartsWith('-') || family is not null)
+                    {
+                        throw new AdminCliException($"unexpected argument '{args[i]}'");
+                    }
+                    family = args[i];
+                    break;
+            }
+        }
+        if (!Uri.TryCreate(admin.TrimEnd('/') + "/", UriKind.Absolute, out var baseUri))
+        {
+            throw new AdminCliException($"'{admin}' is not an admin URL (e.g. http://127.0.0.1:9190)");
+        }
+        using var http = new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(120) };
+        if (!string.IsNullOrEmpty(token))
+        {
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+        HttpResponseMessage response;
+        try
+        {
+            switch (command)
+            {
+                case "routes":
+                    response = await http.GetAsync("v1/families", cancellationToken);
+                    break;
+                case "switch":
+                    RequireFamily(family, command);
+                    if (write is null && read is null)
+                    {
+                        throw new AdminCliException("switch needs --write and/or --read");
+                    }
+                    response = await http.PostAsJsonAsync($"v1/families/{Uri.EscapeDataString(family!)}/switch",
+                        new { write, read, reason, force, timeoutMs }, cancellationToken);
+                    break;
+                default:
+                    RequireFamily(family, command);
+                    response = await http.PostAsJsonAsync($"v1/families/{Uri.EscapeDataString(family!)}/rollback",
+                        new { reason }, cancellationToken);
+                    break;
+            }
+        }
+        catch (HttpRequestException e)
+        {
+            throw new AdminCliException($"cannot reach the admin API at {baseUri}: {e.Message}");
+        }
+        var body = await response.Content.ReadAsStringAsync(cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new AdminCliException($"{(int)response.StatusCode} {response.ReasonPhrase}: {OneLine(body)}");
+        }
+        if (command == "routes")
+        {
+            PrintRoutes(body);
+        }
+        else
+        {
+            Console.WriteLine(JsonNode.Parse(body)?.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) ?? body);
+        }
+        return 0;
+    }
+
+    private static void RequireFamily(string? family, string command)
+    {
+        if (string.IsNullOrWhiteSpace(family))
+        {
+            throw new AdminCliException($"{command} needs a FAMILY");
+        }
+    }
+
+    private static string OneLine(string body)
+    {
+        try
+        {
+            if (JsonNode.Parse(body) is JsonObject o && o["error"] is { } error)
+            {
+                return error.ToString();
+            }
+        }
+        catch (JsonException)
+        {
+        }
+        return body.ReplaceLineEndings(" ").Trim();
+    }
+
+    private static void PrintRoutes(string body)
+    {
+        Console.WriteLine($"{"FAMILY",-20} {"WRITE",-12} {"READ",-12} {"EPOCH",6}  STATE");
+        foreach (var family in JsonNode.Parse(body)!.AsArray())
+        {
+            Console.WriteLine($"{family!["name"],-20} {family["write"],-12} {family["read"],-12} {family["epoch"],6}  {family["state"]}");
+        }
+    }
+}

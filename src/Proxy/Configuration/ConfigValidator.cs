@@ -1,0 +1,250 @@
+using System.Globalization;
+using System.Net;
+using System.Reflection;
+using Microsoft.Extensions.Configuration;
+using Switchback.Proxy.Routing;
+
+namespace Switchback.Proxy.Configuration;
+
+/// <summary>A configuration problem, named by its key (e.g. <c>Switchback:Families:0:Write</c>).</summary>
+public sealed class ConfigException(string key, string problem) : Exception($"Invalid configuration '{key}': {problem}")
+{
+    public string Key { get; } = key;
+}
+
+/// <summary>Binds the <c>Switchback</c> section strictly (unknown keys are errors) and validates it into a <see cref="ProxyConfig"/>.</summary>
+public static class ConfigValidator
+{
+    public const string SectionName = "Switchback";
+
+    public static ProxyConfig Load(IConfiguration configuration)
+    {
+        var section = configuration.GetSection(SectionName);
+        if (!section.Exists())
+        {
+            throw new ConfigException(SectionName, "section is missing.");
+        }
+        RejectUnknownKeys(section, typeof(SwitchbackOptions));
+        var options = new SwitchbackOptions();
+        try
+        {
+            section.Bind(options, o => o.ErrorOnUnknownConfiguration = true);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ConfigException(SectionName, e.InnerException?.Message ?? e.Message);
+        }
+        return Validate(options);
+    }
+
+    public static ProxyConfig Validate(SwitchbackOptions options)
+    {
+        const string root = SectionName;
+        var listener = ParseEndPoint($"{root}:Listener:Bind", options.Listener.Bind);
+        if (string.IsNullOrWhiteSpace(options.Listener.AdvertisedHost))
+        {
+            throw new ConfigException($"{root}:Listener:AdvertisedHost", "must name the host clients use to reach the proxy.");
+        }
+        var admin = ParseEndPoint($"{root}:Admin:Bind", options.Admin.Bind);
+        if (options.Admin.Token is { Length: 0 })
+        {
+            throw new ConfigException($"{root}:Admin:Token", "must not be empty (omit it to disable authentication).");
+        }
+        if (string.IsNullOrWhiteSpace(options.StateDirectory))
+        {
+            throw new ConfigException($"{root}:StateDirectory", "must be a directory path.");
+        }
+
+        if (options.Clusters.Count == 0)
+        {
+            throw new ConfigException($"{root}:Clusters", "at least one cluster is required.");
+        }
+        var clusters = new List<ClusterConfig>();
+        foreach (var (name, cluster) in options.Clusters.OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            var key = $"{root}:Clusters:{name}:BootstrapServers";
+            if (string.IsNullOrWhiteSpace(cluster.BootstrapServers))
+            {
+                throw new ConfigException(key, "is required (host:port[,host:port...]).");
+            }
+            var servers = cluster.BootstrapServers.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(s => ParseHostPort(key, s)).ToList();
+            clusters.Add(new ClusterConfig(name, clusters.Count, servers));
+        }
+        var clusterNames = clusters.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
+
+        var defaultRoute = ParseRoute($"{root}:Default", options.Default.Write, options.Default.Read, clusterNames,
+            fallback: clusters[0].Name);
+
+        var families = new List<FamilyConfig>();
+        var familyNames = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < options.Families.Count; i++)
+        {
+            var family = options.Families[i];
+            var key = $"{root}:Families:{i}";
+            if (string.IsNullOrWhiteSpace(family.Name))
+            {
+                throw new ConfigException($"{key}:Name", "is required.");
+            }
+            if (family.Name == FamilyRoute.DefaultFamilyName || !familyNames.Add(family.Name))
+            {
+                throw new ConfigException($"{key}:Name", $"'{family.Name}' is reserved or used by another family.");
+            }
+            if (family.Topics.Count + family.Groups.Count + family.TransactionalIds.Count == 0)
+            {
+                throw new ConfigException(key, "a family needs at least one topic, group or transactional-id pattern.");
+            }
+            families.Add(new FamilyConfig(
+                family.Name,
+                Patterns($"{key}:Topics", family.Topics),
+                Patterns($"{key}:Groups", family.Groups),
+                Patterns($"{key}:TransactionalIds", family.TransactionalIds),
+                ParseRoute(key, family.Write, family.Read, clusterNames, fallback: null)));
+        }
+
+        var limits = options.Limits;
+        Positive($"{root}:Limits:MaxFrameBytes", limits.MaxFrameBytes);
+        Positive($"{root}:Limits:MaxInFlightPerConnection", limits.MaxInFlightPerConnection);
+        Positive($"{root}:Limits:UpstreamRequestTimeoutMs", limits.UpstreamRequestTimeoutMs);
+        Positive($"{root}:Limits:UpstreamConnectTimeoutMs", limits.UpstreamConnectTimeoutMs);
+        Positive($"{root}:Limits:MetadataRefreshIntervalMs", limits.MetadataRefreshIntervalMs);
+        Positive($"{root}:Limits:MaxConnections", limits.MaxConnections);
+
+        var brokerPortStart = options.Listener.BrokerPortStart ?? (listener.Port == 0 ? 0 : listener.Port + 1);
+        if (brokerPortStart < 0 || brokerPortStart + options.Listener.MaxBrokers > 65536)
+        {
+            throw new ConfigException($"{root}:Listener:BrokerPortStart", $"{brokerPortStart} leaves no room for {options.Listener.MaxBrokers} broker ports.");
+        }
+        Positive($"{root}:Listener:MaxBrokers", options.Listener.MaxBrokers);
+
+        return new ProxyConfig(
+            listener,
+            new ListenerConfig(brokerPortStart, options.Listener.MaxBrokers),
+            options.Listener.AdvertisedHost,
+            listener.Port,
+            admin,
+            options.Admin.Token,
+            options.StateDirectory,
+            clusters,
+            families,
+            defaultRoute,
+            new LimitsConfig(
+                limits.MaxFrameBytes,
+                limits.MaxInFlightPerConnection,
+                TimeSpan.FromMilliseconds(limits.UpstreamRequestTimeoutMs),
+                TimeSpan.FromMilliseconds(limits.UpstreamConnectTimeoutMs),
+                TimeSpan.FromMilliseconds(limits.MetadataRefreshIntervalMs),
+                limits.MaxConnections),
+            string.IsNullOrWhiteSpace(options.ClusterId) ? "switchback" : options.ClusterId);
+    }
+
+    private static void Positive(string key, int value)
+    {
+        if (value <= 0)
+        {
+            throw new ConfigException(key, $"must be positive (was {value}).");
+        }
+    }
+
+    private static List<NamePattern> Patterns(string key, List<string> patterns)
+    {
+        var result = new List<NamePattern>();
+        for (var i = 0; i < patterns.Count; i++)
+        {
+            if (string.IsNullOrWhiteSpace(patterns[i]))
+            {
+                throw new ConfigException($"{key}:{i}", "pattern must not be empty.");
+            }
+            result.Add(new NamePattern(patterns[i]));
+        }
+        return result;
+    }
+
+    private static ClusterRoute ParseRoute(string key, string? write, string? read, HashSet<string> clusters, string? fallback)
+    {
+        write ??= fallback;
+        read ??= fallback;
+        if (write is null)
+        {
+            throw new ConfigException($"{key}:Write", "is required.");
+        }
+        if (read is null)
+        {
+            throw new ConfigException($"{key}:Read", "is required.");
+        }
+        if (!clusters.Contains(write))
+        {
+            throw new ConfigException($"{key}:Write", $"unknown cluster '{write}' (known: {string.Join(", ", clusters)}).");
+        }
+        if (!clusters.Contains(read))
+        {
+            throw new ConfigException($"{key}:Read", $"unknown cluster '{read}' (known: {string.Join(", ", clusters)}).");
+        }
+        return new ClusterRoute(write, read);
+    }
+
+    internal static IPEndPoint ParseEndPoint(string key, string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value) || !IPEndPoint.TryParse(value, out var endPoint) || !value.Contains(':'))
+        {
+            throw new ConfigException(key, $"'{value}' is not an address:port (e.g. 127.0.0.1:9092).");
+        }
+        return endPoint;
+    }
+
+    private static DnsEndPoint ParseHostPort(string key, string value)
+    {
+        var colon = value.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(value.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is <= 0 or > 65535)
+        {
+            throw new ConfigException(key, $"'{value}' is not host:port.");
+        }
+        return new DnsEndPoint(value[..colon].Trim('[', ']'), port);
+    }
+
+    /// <summary>Walks the configuration tree against the option types so a misspelt key stops start-up, naming it.</summary>
+    private static void RejectUnknownKeys(IConfigurationSection section, Type type)
+    {
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(Dictionary<,>))
+        {
+            var valueType = type.GetGenericArguments()[1];
+            foreach (var child in section.GetChildren())
+            {
+                RejectUnknownKeys(child, valueType);
+            }
+            return;
+        }
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>))
+        {
+            var elementType = type.GetGenericArguments()[0];
+            foreach (var child in section.GetChildren())
+            {
+                if (!int.TryParse(child.Key, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+                {
+                    throw new ConfigException(child.Path, "expected a list.");
+                }
+                RejectUnknownKeys(child, elementType);
+            }
+            return;
+        }
+        if (type == typeof(string) || type.IsPrimitive)
+        {
+            if (section.GetChildren().Any())
+            {
+                throw new ConfigException(section.Path, "expected a single value, found an object.");
+            }
+            return;
+        }
+        var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
+        foreach (var child in section.GetChildren())
+        {
+            var property = properties.FirstOrDefault(p => string.Equals(p.Name, child.Key, StringComparison.OrdinalIgnoreCase));
+            if (property is null)
+            {
+                throw new ConfigException(child.Path,
+                    $"unknown setting (known here: {string.Join(", ", properties.Select(p => p.Name))}).");
+            }
+            RejectUnknownKeys(child, property.PropertyType);
+        }
+    }
+}

@@ -1,0 +1,54 @@
+using System.Net;
+using Switchback.Proxy.Routing;
+
+namespace Switchback.Proxy.Configuration;
+
+/// <summary>The validated, immutable configuration the proxy runs with.</summary>
+public sealed record ProxyConfig(
+    IPEndPoint ListenerEndPoint,
+    ListenerConfig Listener,
+    string AdvertisedHost,
+    int AdvertisedPort,
+    IPEndPoint AdminEndPoint,
+    string? AdminToken,
+    string StateDirectory,
+    IReadOnlyList<ClusterConfig> Clusters,
+    IReadOnlyList<FamilyConfig> Families,
+    ClusterRoute DefaultRoute,
+    LimitsConfig Limits,
+    string ClusterId)
+{
+    public ClusterConfig Cluster(string name)
+    {
+        foreach (var cluster in Clusters)
+        {
+            if (cluster.Name == name)
+            {
+                return cluster;
+            }
+        }
+        throw new KeyNotFoundException($"Unknown cluster '{name}'.");
+    }
+}
+
+/// <summary>An upstream Kafka cluster. <see cref="Ordinal"/> (its position in configuration) scopes its node ids.</summary>
+public sealed record ClusterConfig(string Name, int Ordinal, IReadOnlyList<DnsEndPoint> BootstrapServers);
+
+/// <summary>A topic family as configured: its patterns and its initial route.</summary>
+public sealed record FamilyConfig(
+    string Name,
+    IReadOnlyList<NamePattern> Topics,
+    IReadOnlyList<NamePattern> Groups,
+    IReadOnlyList<NamePattern> TransactionalIds,
+    ClusterRoute InitialRoute);
+
+/// <summary>Per-broker listening ports: <see cref="BrokerPortStart"/> upwards, or kernel-chosen when 0.</summary>
+public sealed record ListenerConfig(int BrokerPortStart, int MaxBrokers);
+
+public sealed record LimitsConfig(
+    int MaxFrameBytes,
+    int MaxInFlightPerConnection,
+    TimeSpan UpstreamRequestTimeout,
+    TimeSpan UpstreamConnectTimeout,
+    TimeSpan MetadataRefreshInterval,
+    int MaxConnections);

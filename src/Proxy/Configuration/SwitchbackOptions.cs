@@ -1,0 +1,66 @@
+namespace Switchback.Proxy.Configuration;
+
+// Bindable shapes of the "Switchback" configuration section (see CONTRACT.md). They are validated and turned into
+// the immutable ProxyConfig by ConfigValidator; nothing else reads them.
+
+public sealed class SwitchbackOptions
+{
+    public ListenerOptions Listener { get; set; } = new();
+    public AdminOptions Admin { get; set; } = new();
+    public string StateDirectory { get; set; } = "./switchback-state";
+    public Dictionary<string, ClusterOptions> Clusters { get; set; } = new(StringComparer.Ordinal);
+    public List<FamilyOptions> Families { get; set; } = [];
+    public RouteOptions Default { get; set; } = new();
+    public LimitsOptions Limits { get; set; } = new();
+    public string? ClusterId { get; set; }
+}
+
+public sealed class ListenerOptions
+{
+    public string Bind { get; set; } = "127.0.0.1:9092";
+    public string AdvertisedHost { get; set; } = "127.0.0.1";
+    /// <summary>First port of the per-broker range (default: the bootstrap port + 1; 0 lets the kernel choose).</summary>
+    public int? BrokerPortStart { get; set; }
+    /// <summary>Most client-visible brokers (upstream brokers of all clusters) the proxy will advertise.</summary>
+    public int MaxBrokers { get; set; } = 64;
+}
+
+public sealed class AdminOptions
+{
+    public string Bind { get; set; } = "127.0.0.1:9190";
+    public string? Token { get; set; }
+}
+
+public sealed class ClusterOptions
+{
+    public string? BootstrapServers { get; set; }
+}
+
+public sealed class FamilyOptions
+{
+    public string? Name { get; set; }
+    public List<string> Topics { get; set; } = [];
+    public List<string> Groups { get; set; } = [];
+    public List<string> TransactionalIds { get; set; } = [];
+    public string? Write { get; set; }
+    public string? Read { get; set; }
+}
+
+public sealed class RouteOptions
+{
+    public string? Write { get; set; }
+    public string? Read { get; set; }
+}
+
+public sealed class LimitsOptions
+{
+    /// <summary>Largest request frame a client may send.</summary>
+    public int MaxFrameBytes { get; set; } = 100 * 1024 * 1024;
+    /// <summary>Requests a client connection may have in flight before the proxy stops reading from it.</summary>
+    public int MaxInFlightPerConnection { get; set; } = 64;
+    /// <summary>Time an upstream request may take beyond its own timeout before the proxy answers with an error.</summary>
+    public int UpstreamRequestTimeoutMs { get; set; } = 60_000;
+    public int UpstreamConnectTimeoutMs { get; set; } = 5_000;
+    public int MetadataRefreshIntervalMs { get; set; } = 30_000;
+    public int MaxConnections { get; set; } = 20_000;
+}

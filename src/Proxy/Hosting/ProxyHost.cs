@@ -1,0 +1,123 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Switchback.Proxy.Admin;
+using Switchback.Proxy.Configuration;
+using Switchback.Proxy.Listening;
+using Switchback.Proxy.Routing;
+using Switchback.Proxy.VirtualCluster;
+
+namespace Switchback.Proxy.Hosting;
+
+/// <summary>
+/// One running proxy: the Kafka listener and the admin HTTP endpoint on one Kestrel server, sharing one
+/// <see cref="ProxyState"/>. Used by <c>switchback run</c>, by <c>switchback demo</c> and by the tests.
+/// </summary>
+public sealed class ProxyHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly Func<ListenOptions?> _kafkaListener;
+    private readonly Func<ListenOptions?> _adminListener;
+
+    private ProxyHost(WebApplication app, Func<ListenOptions?> kafkaListener, Func<ListenOptions?> adminListener)
+    {
+        _app = app;
+        _kafkaListener = kafkaListener;
+        _adminListener = adminListener;
+    }
+
+    public ProxyState State => _app.Services.GetRequiredService<ProxyState>();
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>The address clients use as <c>bootstrap.servers</c>.</summary>
+    public string BootstrapServers => $"{State.Config.AdvertisedHost}:{State.AdvertisedPort}";
+
+    public Uri AdminUri => _adminListener()?.EndPoint is IPEndPoint admin
+        ? new Uri($"http://{admin.Address}:{admin.Port}/")
+        : throw new InvalidOperationException("The admin endpoint is not bound yet.");
+
+    /// <summary>Builds a proxy from configuration (JSON file, environment, command line), validating it first.</summary>
+    public static ProxyHost Create(IConfiguration configuration, Action<ILoggingBuilder>? logging = null)
+    {
+        var config = ConfigValidator.Load(configuration);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Configuration.AddConfiguration(configuration);
+        if (logging is not null)
+        {
+            logging(builder.Logging);
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+            });
+            builder.Logging.SetMinimumLevel(LogLevel.Information);
+            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        }
+        builder.Services.AddSingleton(config);
+        builder.Services.AddSingleton(new RouteTableHolder(RouteTable.FromConfig(config)));
+        builder.Services.AddSingleton<ProxyState>();
+        builder.Services.AddHostedService<UpstreamMonitor>();
+        builder.Services.AddSingleton<BrokerListeners>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<BrokerListeners>());
+        builder.Services.AddRouting();
+
+        ListenOptions? kafka = null;
+        ListenOptions? admin = null;
+        builder.WebHost.UseSockets(sockets =>
+        {
+            // A request frame must fit the input pipe before it is consumed, so its bound follows the frame limit.
+            sockets.MaxReadBufferSize = config.Limits.MaxFrameBytes + 64 * 1024;
+            sockets.MaxWriteBufferSize = 1024 * 1024;
+        });
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxConcurrentConnections = config.Limits.MaxConnections;
+            kestrel.Listen(config.ListenerEndPoint, listen =>
+            {
+                listen.UseConnectionHandler<KafkaConnectionHandler>();
+                kafka = listen;
+            });
+            kestrel.Listen(config.AdminEndPoint, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                admin = listen;
+            });
+        });
+        var app = builder.Build();
+        var state = app.Services.GetRequiredService<ProxyState>();
+        state.BrokerPort = app.Services.GetRequiredService<BrokerListeners>().PortOfAsync;
+        state.Stopping = app.Lifetime.ApplicationStopping;
+        AdminEndpoints.Map(app);
+        // Kestrel configures endpoints when it starts; the option objects are captured by then.
+        return new ProxyHost(app, () => kafka, () => admin);
+    }
+
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        await _app.StartAsync(cancellationToken).ConfigureAwait(false);
+        if (_kafkaListener()?.EndPoint is IPEndPoint bound)
+        {
+            State.AdvertisedPort = bound.Port;
+        }
+    }
+
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken = default) => _app.StopAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync().ConfigureAwait(false);
+        await State.DisposeAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+    }
+}

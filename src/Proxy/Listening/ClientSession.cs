@@ -1,0 +1,201 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using Switchback.Protocol;
+using Switchback.Proxy.Upstream;
+using Switchback.Proxy.VirtualCluster;
+
+namespace Switchback.Proxy.Listening;
+
+/// <summary>
+/// One client connection. The read loop takes whole frames and dispatches them in arrival order (dispatch is the
+/// ordered part: routing and sending upstream); responses complete in any order but are written back in request
+/// order by the write loop, as Kafka clients require. The bounded response queue caps requests in flight.
+/// </summary>
+public sealed partial class ClientSession
+{
+    private readonly ConnectionContext _connection;
+    private readonly ProxyState _state;
+    private readonly RequestDispatcher _dispatcher;
+    private readonly ILogger _logger;
+    private readonly Channel<Task<PooledFrame>> _responses;
+    private string _closeReason = "client closed the connection";
+
+    public ClientSession(ConnectionContext connection, ProxyState state, ILogger logger)
+    {
+        _connection = connection;
+        _state = state;
+        _logger = logger;
+        Upstreams = new UpstreamPool(state.Config.Limits.UpstreamConnectTimeout, logger);
+        _dispatcher = new RequestDispatcher(state, this);
+        _responses = Channel.CreateBounded<Task<PooledFrame>>(new BoundedChannelOptions(state.Config.Limits.MaxInFlightPerConnection)
+        {
+            SingleReader = true,
+            SingleWriter = true,
+        });
+    }
+
+    public string Id => _connection.ConnectionId;
+    public UpstreamPool Upstreams { get; }
+    public CancellationToken Closed => _connection.ConnectionClosed;
+
+    /// <summary>Closes the connection at once, with the reason recorded.</summary>
+    public void Abort(string reason)
+    {
+        _closeReason = reason;
+        _connection.Abort(new ConnectionAbortedException(reason));
+    }
+
+    public async Task RunAsync()
+    {
+        LogOpened(_logger, Id, _connection.RemoteEndPoint?.ToString() ?? "?");
+        // On shutdown, stop taking requests; those in flight are still answered before the connection closes.
+        using var stopping = _state.Stopping.Register(static s =>
+        {
+            var session = (ClientSession)s!;
+            session._closeReason = "proxy shutting down";
+            session._connection.Transport.Input.CancelPendingRead();
+        }, this);
+        var writeLoop = WriteLoopAsync();
+        try
+        {
+            await ReadLoopAsync().ConfigureAwait(false);
+        }
+        catch (KafkaProtocolException e)
+        {
+            _closeReason = $"protocol error: {e.Message}";
+        }
+        catch (ConnectionResetException)
+        {
+            _closeReason = "connection reset by client";
+        }
+        catch (OperationCanceledException)
+        {
+            _closeReason = "connection aborted";
+        }
+        catch (Exception e)
+        {
+            _closeReason = $"internal error: {e.GetType().Name}: {e.Message}";
+            LogUnexpected(_logger, Id, e);
+        }
+        finally
+        {
+            _responses.Writer.TryComplete();
+        }
+        try
+        {
+            await writeLoop.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _closeReason += $"; writing responses failed: {e.Message}";
+        }
+        await Upstreams.DisposeAsync().ConfigureAwait(false);
+        LogClosed(_logger, Id, _closeReason);
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        var input = _connection.Transport.Input;
+        var maxFrame = _state.Config.Limits.MaxFrameBytes;
+        while (true)
+        {
+            var result = await input.ReadAsync(_connection.ConnectionClosed).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            try
+            {
+                while (FrameReader.TryReadFrame(ref buffer, maxFrame, out var frameBytes))
+                {
+                    if (frameBytes.Length < 8)
+                    {
+                        throw new KafkaProtocolException($"Request frame of {frameBytes.Length} bytes is shorter than a request header.");
+                    }
+                    var frame = PooledFrame.CopyOf(frameBytes);
+                    var response = await _dispatcher.DispatchAsync(frame).ConfigureAwait(false);
+                    if (response is not null)
+                    {
+                        await _responses.Writer.WriteAsync(response, _connection.ConnectionClosed).ConfigureAwait(false);
+                    }
+                }
+            }
+            finally
+            {
+                input.AdvanceTo(buffer.Start, buffer.End);
+            }
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var output = _connection.Transport.Output;
+        await foreach (var pending in _responses.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            PooledFrame frame;
+            try
+            {
+                frame = await pending.ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                // No answer can be built for this request; closing is what a broker does and clients retry.
+                _closeReason = $"could not answer a request: {e.Message}";
+                if (e is not UpstreamUnavailableException and not KafkaProtocolException)
+                {
+                    LogUnexpected(_logger, Id, e);
+                }
+                _connection.Abort(new ConnectionAbortedException(_closeReason));
+                DrainAbandoned();
+                return;
+            }
+            using (frame)
+            {
+                var span = output.GetSpan(frame.Length + 4);
+                BinaryPrimitives.WriteInt32BigEndian(span, frame.Length);
+                frame.Span.CopyTo(span[4..]);
+                output.Advance(frame.Length + 4);
+            }
+            // Batch writes: flush only when no further response is ready.
+            if (!_responses.Reader.TryPeek(out var next) || !next.IsCompleted)
+            {
+                var flush = await output.FlushAsync().ConfigureAwait(false);
+                if (flush.IsCompleted || flush.IsCanceled)
+                {
+                    DrainAbandoned();
+                    return;
+                }
+            }
+        }
+        await output.FlushAsync().ConfigureAwait(false);
+    }
+
+    private void DrainAbandoned()
+    {
+        _responses.Writer.TryComplete();
+        while (_responses.Reader.TryRead(out var abandoned))
+        {
+            _ = abandoned.ContinueWith(static t =>
+            {
+                if (t.IsCompletedSuccessfully)
+                {
+                    t.Result.Dispose();
+                }
+            }, TaskScheduler.Default);
+        }
+    }
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Debug, Message = "Client connection {ConnectionId} from {Remote} opened")]
+    private static partial void LogOpened(ILogger logger, string connectionId, string remote);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Client connection {ConnectionId} closed: {Reason}")]
+    private static partial void LogClosed(ILogger logger, string connectionId, string reason);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "Client connection {ConnectionId}: unexpected failure")]
+    private static partial void LogUnexpected(ILogger logger, string connectionId, Exception exception);
+}

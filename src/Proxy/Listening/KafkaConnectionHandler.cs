@@ -1,0 +1,11 @@
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using Switchback.Proxy.VirtualCluster;
+
+namespace Switchback.Proxy.Listening;
+
+/// <summary>Kestrel hands every accepted client connection of the Kafka listener to a new <see cref="ClientSession"/>.</summary>
+public sealed class KafkaConnectionHandler(ProxyState state, ILogger<KafkaConnectionHandler> logger) : ConnectionHandler
+{
+    public override Task OnConnectedAsync(ConnectionContext connection) => new ClientSession(connection, state, logger).RunAsync();
+}

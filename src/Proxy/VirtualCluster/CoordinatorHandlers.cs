@@ -1,0 +1,133 @@
+using Switchback.Protocol;
+using Switchback.Protocol.Messages;
+using Switchback.Proxy.Routing;
+using Switchback.Proxy.Upstream;
+
+namespace Switchback.Proxy.VirtualCluster;
+
+/// <summary>
+/// Requests keyed by a consumer group (to its coordinator on the family's read cluster), by a transactional id
+/// (to its coordinator on the family's write cluster) or by a topic (admin calls, to the family's cluster).
+/// They are forwarded as bytes; only the key is decoded.
+/// </summary>
+public sealed class CoordinatorHandlers(ProxyState state)
+{
+    private const sbyte GroupKey = 0;
+    private const sbyte TransactionKey = 1;
+
+    public async ValueTask<Task<PooledFrame>?> RouteAsync(RequestContext context)
+    {
+        var routes = context.Routes;
+        var timeout = state.Config.Limits.UpstreamRequestTimeout;
+        (string Cluster, sbyte KeyType, string? Key) target;
+        switch (context.ApiKey)
+        {
+            case ApiKey.JoinGroup:
+                var join = context.Decode<JoinGroupRequest>();
+                // A join legitimately waits for the whole rebalance.
+                timeout += TimeSpan.FromMilliseconds(Math.Max(join.RebalanceTimeoutMs, join.SessionTimeoutMs));
+                target = Group(routes, join.GroupId);
+                break;
+            case ApiKey.SyncGroup:
+                target = Group(routes, context.Decode<SyncGroupRequest>().GroupId);
+                timeout += TimeSpan.FromMinutes(5);
+                break;
+            case ApiKey.Heartbeat:
+                target = Group(routes, context.Decode<HeartbeatRequest>().GroupId);
+                break;
+            case ApiKey.LeaveGroup:
+                target = Group(routes, context.Decode<LeaveGroupRequest>().GroupId);
+                break;
+            case ApiKey.OffsetCommit:
+                target = Group(routes, context.Decode<OffsetCommitRequest>().GroupId);
+                break;
+            case ApiKey.OffsetFetch:
+                var fetch = context.Decode<OffsetFetchRequest>();
+                target = Group(routes, context.Version < 8 ? fetch.GroupId : First(fetch.Groups)?.GroupId);
+                break;
+            case ApiKey.ConsumerGroupHeartbeat:
+                target = Group(routes, context.Decode<ConsumerGroupHeartbeatRequest>().GroupId);
+                break;
+            case ApiKey.ConsumerGroupDescribe:
+                target = Group(routes, First(context.Decode<ConsumerGroupDescribeRequest>().GroupIds));
+                break;
+            case ApiKey.DescribeGroups:
+                target = Group(routes, First(context.Decode<DescribeGroupsRequest>().Groups));
+                break;
+            case ApiKey.DeleteGroups:
+                target = Group(routes, First(context.Decode<DeleteGroupsRequest>().GroupsNames));
+                break;
+            case ApiKey.OffsetDelete:
+                target = Group(routes, context.Decode<OffsetDeleteRequest>().GroupId);
+                break;
+            case ApiKey.TxnOffsetCommit:
+                var txnCommit = context.Decode<TxnOffsetCommitRequest>();
+                // The offsets belong to the transaction, so they go where its records go.
+                target = (routes.ForTransactionalId(txnCommit.TransactionalId).Route.Write, GroupKey, txnCommit.GroupId);
+                break;
+            case ApiKey.InitProducerId:
+                target = Transaction(routes, context.Decode<InitProducerIdRequest>().TransactionalId);
+                break;
+            case ApiKey.AddPartitionsToTxn:
+                var add = context.Decode<AddPartitionsToTxnRequest>();
+                target = Transaction(routes, context.Version < 4 ? add.V3AndBelowTransactionalId : First(add.Transactions)?.TransactionalId);
+                break;
+            case ApiKey.AddOffsetsToTxn:
+                target = Transaction(routes, context.Decode<AddOffsetsToTxnRequest>().TransactionalId);
+                break;
+            case ApiKey.EndTxn:
+                target = Transaction(routes, context.Decode<EndTxnRequest>().TransactionalId);
+                break;
+            case ApiKey.CreateTopics:
+                target = Topic(routes, First(context.Decode<CreateTopicsRequest>().Topics)?.Name, write: true);
+                break;
+            case ApiKey.CreatePartitions:
+                target = Topic(routes, First(context.Decode<CreatePartitionsRequest>().Topics)?.Name, write: true);
+                break;
+            case ApiKey.DeleteTopics:
+                var delete = context.Decode<DeleteTopicsRequest>();
+                target = Topic(routes, context.Version < 6 ? First(delete.TopicNames) : First(delete.Topics)?.Name, write: true);
+                break;
+            case ApiKey.DeleteRecords:
+                target = Topic(routes, First(context.Decode<DeleteRecordsRequest>().Topics)?.Name, write: true);
+                break;
+            case ApiKey.DescribeConfigs:
+                var resource = First(context.Decode<DescribeConfigsRequest>().Resources);
+                target = resource is { ResourceType: 2 } ? Topic(routes, resource.ResourceName, write: false) : (routes.Default.Route.Read, 0, null);
+                break;
+            default:
+                target = (routes.Default.Route.Read, 0, null);
+                break;
+        }
+
+        var cluster = state.Cluster(target.Cluster);
+        var view = await cluster.GetViewAsync(context.Session.Closed).ConfigureAwait(false);
+        UpstreamConnection connection;
+        if (target.Key is { } key)
+        {
+            var node = await cluster.FindCoordinatorAsync(target.KeyType, key, context.Session.Closed).ConfigureAwait(false);
+            connection = await context.Session.Upstreams.GetAsync(view, node, context.Session.Closed).ConfigureAwait(false);
+        }
+        else
+        {
+            connection = await context.Session.Upstreams.GetAnyAsync(view, context.Session.Closed).ConfigureAwait(false);
+        }
+        return await Forwarding.ForwardAsync(connection, context.Frame.Memory, context.CorrelationId, expectResponse: true,
+            timeout, context.Session.Closed).ConfigureAwait(false);
+    }
+
+    private static T? First<T>(List<T>? items) => items is { Count: > 0 } ? items[0] : default;
+
+    private static (string, sbyte, string?) Group(RouteTable routes, string? group) =>
+        group is null ? (routes.Default.Route.Read, GroupKey, null) : (routes.ForGroup(group).Route.Read, GroupKey, group);
+
+    private static (string, sbyte, string?) Transaction(RouteTable routes, string? transactionalId) =>
+        transactionalId is null ? (routes.Default.Route.Write, TransactionKey, null)
+            : (routes.ForTransactionalId(transactionalId).Route.Write, TransactionKey, transactionalId);
+
+    private static (string, sbyte, string?) Topic(RouteTable routes, string? topic, bool write)
+    {
+        var route = topic is null ? routes.Default.Route : routes.ForTopic(topic).Route;
+        return (write ? route.Write : route.Read, 0, null);
+    }
+}

@@ -1,0 +1,280 @@
+using Switchback.Protocol;
+using Switchback.Protocol.Messages;
+using Switchback.Proxy.Routing;
+using Switchback.Proxy.Upstream;
+
+namespace Switchback.Proxy.VirtualCluster;
+
+/// <summary>
+/// Requests the proxy answers itself, from its own view of the upstream clusters: ApiVersions, Metadata,
+/// DescribeCluster and FindCoordinator. Every broker address in these answers is the proxy's.
+/// </summary>
+public sealed class LocalHandlers(ProxyState state)
+{
+    private const short HighestApiVersions = 3;
+
+    public PooledFrame ApiVersions(PooledFrame request, short version, int correlationId)
+    {
+        var response = new ApiVersionsResponse();
+        foreach (var apiKey in Enum.GetValues<ApiKey>())
+        {
+            var range = state.AdvertisedVersions(apiKey) ?? (RawRelay.IsRelayable(apiKey) ? RawRelay.Versions(state, apiKey) : null);
+            if (range is { } r)
+            {
+                response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)apiKey, MinVersion = r.Min, MaxVersion = r.Max });
+            }
+        }
+        if (version > HighestApiVersions || version < 0)
+        {
+            // As a broker does: error in a v0 answer, which every client can read, listing what is supported.
+            response.ErrorCode = (short)ErrorCode.UnsupportedVersion;
+            return FrameCodec.EncodeResponse(ApiKey.ApiVersions, 0, correlationId, response);
+        }
+        return FrameCodec.EncodeResponse(ApiKey.ApiVersions, version, correlationId, response);
+    }
+
+    public async ValueTask<Task<PooledFrame>?> MetadataAsync(RequestContext context)
+    {
+        var request = context.Decode<MetadataRequest>();
+        var routes = context.Routes;
+        var response = new MetadataResponse
+        {
+            ClusterId = state.Config.ClusterId,
+            ControllerId = -1,
+        };
+        var views = await ViewsAsync(context.Session.Closed).ConfigureAwait(false);
+        await AddBrokersAsync(views, response).ConfigureAwait(false);
+
+        var allTopics = request.Topics is null || (context.Version == 0 && request.Topics.Count == 0);
+        if (allTopics)
+        {
+            foreach (var view in views)
+            {
+                foreach (var topic in view.Topics.Values)
+                {
+                    if (routes.ForTopic(topic.Name).Route.Read == view.ClusterName)
+                    {
+                        response.Topics.Add(Describe(view, topic));
+                    }
+                }
+            }
+        }
+        else
+        {
+            foreach (var requested in request.Topics!)
+            {
+                var name = requested.Name ?? state.TopicIds.NameOf(requested.TopicId, AllTopicNames(views));
+                if (name is null)
+                {
+                    response.Topics.Add(new MetadataResponse.MetadataResponseTopic
+                    {
+                        ErrorCode = (short)ErrorCode.UnknownTopicId,
+                        TopicId = requested.TopicId,
+                    });
+                    continue;
+                }
+                var cluster = state.Cluster(routes.ForTopic(name).Route.Read);
+                var view = cluster.View;
+                if (view is null || !view.Topics.ContainsKey(name))
+                {
+                    // Unknown here may just mean new since the last refresh.
+                    try
+                    {
+                        view = await cluster.RefreshAsync().WaitAsync(context.Session.Closed).ConfigureAwait(false);
+                    }
+                    catch (UpstreamUnavailableException)
+                    {
+                    }
+                }
+                if (view is not null && view.Topics.TryGetValue(name, out var topic))
+                {
+                    response.Topics.Add(Describe(view, topic));
+                }
+                else
+                {
+                    response.Topics.Add(new MetadataResponse.MetadataResponseTopic
+                    {
+                        ErrorCode = (short)(view is null ? ErrorCode.LeaderNotAvailable : ErrorCode.UnknownTopicOrPartition),
+                        Name = name,
+                        TopicId = Guid.Empty,
+                    });
+                }
+            }
+        }
+        return Task.FromResult(context.Respond(response));
+    }
+
+    private static IEnumerable<string> AllTopicNames(IReadOnlyList<ClusterView> views)
+    {
+        foreach (var view in views)
+        {
+            foreach (var name in view.Topics.Keys)
+            {
+                yield return name;
+            }
+        }
+    }
+
+    private async ValueTask AddBrokersAsync(IReadOnlyList<ClusterView> views, MetadataResponse response)
+    {
+        foreach (var view in views)
+        {
+            foreach (var broker in view.Brokers)
+            {
+                var id = NodeIds.ToVirtual(view.Ordinal, broker.NodeId);
+                response.Brokers.Add(new MetadataResponse.MetadataResponseBroker
+                {
+                    NodeId = id,
+                    Host = state.Config.AdvertisedHost,
+                    Port = await state.BrokerPort(id).ConfigureAwait(false),
+                    Rack = broker.Rack,
+                });
+                if (response.ControllerId < 0)
+                {
+                    response.ControllerId = id;
+                }
+            }
+        }
+    }
+
+    private MetadataResponse.MetadataResponseTopic Describe(ClusterView view, TopicView topic)
+    {
+        var described = new MetadataResponse.MetadataResponseTopic
+        {
+            ErrorCode = topic.ErrorCode,
+            Name = topic.Name,
+            TopicId = state.TopicIds.IdOf(topic.Name),
+            IsInternal = topic.IsInternal,
+        };
+        foreach (var partition in topic.Partitions)
+        {
+            described.Partitions.Add(new MetadataResponse.MetadataResponsePartition
+            {
+                ErrorCode = partition.ErrorCode,
+                PartitionIndex = partition.Index,
+                LeaderId = NodeIds.ToVirtual(view.Ordinal, partition.Leader),
+                LeaderEpoch = partition.LeaderEpoch,
+                ReplicaNodes = Map(view.Ordinal, partition.Replicas),
+                IsrNodes = Map(view.Ordinal, partition.Isr),
+                OfflineReplicas = Map(view.Ordinal, partition.Offline),
+            });
+        }
+        return described;
+    }
+
+    private static List<int> Map(int ordinal, int[] nodes)
+    {
+        var mapped = new List<int>(nodes.Length);
+        foreach (var node in nodes)
+        {
+            mapped.Add(NodeIds.ToVirtual(ordinal, node));
+        }
+        return mapped;
+    }
+
+    public async ValueTask<Task<PooledFrame>?> DescribeClusterAsync(RequestContext context)
+    {
+        var views = await ViewsAsync(context.Session.Closed).ConfigureAwait(false);
+        var response = new DescribeClusterResponse { ClusterId = state.Config.ClusterId, ControllerId = -1 };
+        foreach (var view in views)
+        {
+            foreach (var broker in view.Brokers)
+            {
+                var id = NodeIds.ToVirtual(view.Ordinal, broker.NodeId);
+                response.Brokers.Add(new DescribeClusterResponse.DescribeClusterBroker
+                {
+                    BrokerId = id,
+                    Host = state.Config.AdvertisedHost,
+                    Port = await state.BrokerPort(id).ConfigureAwait(false),
+                    Rack = broker.Rack,
+                });
+                if (response.ControllerId < 0)
+                {
+                    response.ControllerId = id;
+                }
+            }
+        }
+        return Task.FromResult(context.Respond(response));
+    }
+
+    public async ValueTask<Task<PooledFrame>?> FindCoordinatorAsync(RequestContext context)
+    {
+        var request = context.Decode<FindCoordinatorRequest>();
+        var routes = context.Routes;
+        var response = new FindCoordinatorResponse();
+        if (context.Version < 4)
+        {
+            var (error, nodeId, message) = await LocateAsync(routes, request.KeyType, request.Key, context.Session.Closed).ConfigureAwait(false);
+            response.ErrorCode = error;
+            response.ErrorMessage = message;
+            response.NodeId = nodeId;
+            response.Host = error == 0 ? state.Config.AdvertisedHost : "";
+            response.Port = error == 0 ? await state.BrokerPort(nodeId).ConfigureAwait(false) : -1;
+        }
+        else
+        {
+            foreach (var key in request.CoordinatorKeys)
+            {
+                var (error, nodeId, message) = await LocateAsync(routes, request.KeyType, key, context.Session.Closed).ConfigureAwait(false);
+                response.Coordinators.Add(new FindCoordinatorResponse.Coordinator
+                {
+                    Key = key,
+                    ErrorCode = error,
+                    ErrorMessage = message,
+                    NodeId = nodeId,
+                    Host = error == 0 ? state.Config.AdvertisedHost : "",
+                    Port = error == 0 ? await state.BrokerPort(nodeId).ConfigureAwait(false) : -1,
+                });
+            }
+        }
+        return Task.FromResult(context.Respond(response));
+    }
+
+    private async ValueTask<(short Error, int NodeId, string? Message)> LocateAsync(RouteTable routes, sbyte keyType, string key, CancellationToken cancellationToken)
+    {
+        string clusterName;
+        switch (keyType)
+        {
+            case 0:
+                clusterName = routes.ForGroup(key).Route.Read;
+                break;
+            case 1:
+                clusterName = routes.ForTransactionalId(key).Route.Write;
+                break;
+            default:
+                return ((short)ErrorCode.InvalidRequest, -1, $"Coordinator key type {keyType} is not supported by this proxy.");
+        }
+        var cluster = state.Cluster(clusterName);
+        try
+        {
+            var node = await cluster.FindCoordinatorAsync(keyType, key, cancellationToken, refresh: true).ConfigureAwait(false);
+            return (0, NodeIds.ToVirtual(cluster.Config.Ordinal, node), null);
+        }
+        catch (CoordinatorUnavailableException e)
+        {
+            return (e.ErrorCode, -1, e.Message);
+        }
+        catch (UpstreamUnavailableException e)
+        {
+            return ((short)ErrorCode.CoordinatorNotAvailable, -1, e.Message);
+        }
+    }
+
+    /// <summary>Current views of every cluster that has one, refreshing those that are stale.</summary>
+    private async ValueTask<IReadOnlyList<ClusterView>> ViewsAsync(CancellationToken cancellationToken)
+    {
+        var views = new List<ClusterView>();
+        foreach (var cluster in state.Clusters)
+        {
+            try
+            {
+                views.Add(await cluster.GetViewAsync(cancellationToken).ConfigureAwait(false));
+            }
+            catch (UpstreamUnavailableException)
+            {
+                // A cluster that cannot be reached contributes nothing; its topics answer LEADER_NOT_AVAILABLE.
+            }
+        }
+        return views;
+    }
+}

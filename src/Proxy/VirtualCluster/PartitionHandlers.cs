@@ -1,0 +1,450 @@
+using Switchback.Protocol;
+using Switchback.Protocol.Messages;
+using Switchback.Proxy.Upstream;
+
+namespace Switchback.Proxy.VirtualCluster;
+
+/// <summary>
+/// Requests addressed to partition leaders: Produce (family write route), Fetch, ListOffsets and
+/// OffsetForLeaderEpoch (read route). Each partition goes to its leader on the routed cluster; a request spanning
+/// several upstream brokers is split and the answers merged back in request order. When everything goes to one
+/// broker and nothing needs rewriting, the client's bytes are relayed as they are.
+/// </summary>
+public sealed class PartitionHandlers(ProxyState state)
+{
+    private TimeSpan Timeout => state.Config.Limits.UpstreamRequestTimeout;
+
+    // ---------------------------------------------------------------- Produce
+
+    public async ValueTask<Task<PooledFrame>?> ProduceAsync(RequestContext context)
+    {
+        var request = context.Decode<ProduceRequest>();
+        var expectResponse = request.Acks != 0;
+        var router = new PartitionRouter(state, context.Session.Closed);
+        var calls = new Dictionary<(int, int), (UpstreamCall Call, ProduceRequest Sub)>();
+        var rejected = new Dictionary<(string, int), ErrorCode>();
+        foreach (var topic in request.TopicData)
+        {
+            var cluster = context.Routes.ForTopic(topic.Name).Route.Write;
+            foreach (var partition in topic.PartitionData)
+            {
+                var target = await router.ResolveAsync(cluster, topic.Name, partition.Index).ConfigureAwait(false);
+                if (!target.IsRouted)
+                {
+                    rejected[(topic.Name, partition.Index)] = target.Error;
+                    continue;
+                }
+                if (!calls.TryGetValue(target.Key, out var entry))
+                {
+                    entry = (new UpstreamCall(target.View!, target.Leader),
+                        new ProduceRequest { TransactionalId = request.TransactionalId, Acks = request.Acks, TimeoutMs = request.TimeoutMs });
+                    calls[target.Key] = entry;
+                }
+                var subTopics = entry.Sub.TopicData;
+                if (subTopics.Count == 0 || subTopics[^1].Name != topic.Name)
+                {
+                    subTopics.Add(new ProduceRequest.TopicProduceData { Name = topic.Name });
+                }
+                subTopics[^1].PartitionData.Add(partition);
+            }
+        }
+
+        var relayed = rejected.Count == 0 && calls.Count == 1;
+        foreach (var (call, sub) in calls.Values)
+        {
+            if (relayed)
+            {
+                await call.SendAsync(context, context.Frame.Memory, expectResponse).ConfigureAwait(false);
+            }
+            else
+            {
+                await call.SendAsync(context, sub, expectResponse).ConfigureAwait(false);
+            }
+        }
+        if (!expectResponse)
+        {
+            return null;
+        }
+        if (relayed && context.Version < 10 && calls.Values.First().Call is { Pending: { } pending })
+        {
+            return Forwarding.RestoreCorrelationAsync(pending, context.CorrelationId, Timeout, context.Session.Closed);
+        }
+        return MergeProduceAsync(context, request, calls.Values.Select(c => c.Call).ToList(), rejected);
+    }
+
+    private async Task<PooledFrame> MergeProduceAsync(RequestContext context, ProduceRequest request, List<UpstreamCall> calls, Dictionary<(string, int), ErrorCode> rejected)
+    {
+        var results = new Dictionary<(string, int), ProduceResponse.PartitionProduceResponse>();
+        var merged = new ProduceResponse();
+        foreach (var call in calls)
+        {
+            var response = await call.ResponseAsync<ProduceResponse>(context, Timeout).ConfigureAwait(false);
+            if (response is null)
+            {
+                continue;
+            }
+            merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
+            var leadershipChanged = false;
+            foreach (var topic in response.Responses)
+            {
+                foreach (var partition in topic.PartitionResponses)
+                {
+                    if (partition.CurrentLeader is { } leader)
+                    {
+                        leader.LeaderId = NodeIds.ToVirtual(call.View.Ordinal, leader.LeaderId);
+                    }
+                    leadershipChanged |= PartitionRouter.IsLeadershipError(partition.ErrorCode);
+                    results[(topic.Name, partition.Index)] = partition;
+                }
+            }
+            await UpstreamCall.AddNodeEndpointsAsync(state, call.View, response.NodeEndpoints, merged.NodeEndpoints).ConfigureAwait(false);
+            if (leadershipChanged)
+            {
+                PartitionRouter.LeadershipChanged(state, call.View);
+            }
+        }
+        foreach (var topic in request.TopicData)
+        {
+            var topicResponse = new ProduceResponse.TopicProduceResponse { Name = topic.Name };
+            foreach (var partition in topic.PartitionData)
+            {
+                if (!results.TryGetValue((topic.Name, partition.Index), out var result))
+                {
+                    // Not answered upstream (unreachable, or no leader): a retriable error makes the client refresh and retry.
+                    var error = rejected.TryGetValue((topic.Name, partition.Index), out var e) ? e : ErrorCode.NotLeaderOrFollower;
+                    result = new ProduceResponse.PartitionProduceResponse { Index = partition.Index, ErrorCode = (short)error, BaseOffset = -1 };
+                }
+                topicResponse.PartitionResponses.Add(result);
+            }
+            merged.Responses.Add(topicResponse);
+        }
+        return context.Respond(merged);
+    }
+
+    // ---------------------------------------------------------------- Fetch
+
+    public async ValueTask<Task<PooledFrame>?> FetchAsync(RequestContext context)
+    {
+        var request = context.Decode<FetchRequest>();
+        var router = new PartitionRouter(state, context.Session.Closed);
+        var usesIds = context.Version >= 13;
+        var calls = new Dictionary<(int, int), (UpstreamCall Call, FetchRequest Sub)>();
+        var rejected = new Dictionary<(string, int), ErrorCode>();
+        var names = new string?[request.Topics.Count];
+        for (var t = 0; t < request.Topics.Count; t++)
+        {
+            var topic = request.Topics[t];
+            var name = usesIds ? state.TopicIds.NameOf(topic.TopicId, KnownTopicNames()) : topic.Topic;
+            names[t] = name;
+            if (name is null)
+            {
+                continue; // answered with UNKNOWN_TOPIC_ID below
+            }
+            var cluster = context.Routes.ForTopic(name).Route.Read;
+            foreach (var partition in topic.Partitions)
+            {
+                var target = await router.ResolveAsync(cluster, name, partition.Partition).ConfigureAwait(false);
+                if (!target.IsRouted)
+                {
+                    rejected[(name, partition.Partition)] = target.Error;
+                    continue;
+                }
+                if (!calls.TryGetValue(target.Key, out var entry))
+                {
+                    entry = (new UpstreamCall(target.View!, target.Leader), new FetchRequest
+                    {
+                        ClusterId = request.ClusterId,
+                        ReplicaId = request.ReplicaId,
+                        ReplicaState = request.ReplicaState,
+                        MaxWaitMs = request.MaxWaitMs,
+                        MinBytes = request.MinBytes,
+                        MaxBytes = request.MaxBytes,
+                        IsolationLevel = request.IsolationLevel,
+                        // Fetch sessions belong to one upstream connection; the proxy always fetches without one.
+                        SessionId = 0,
+                        SessionEpoch = -1,
+                        RackId = request.RackId,
+                    });
+                    calls[target.Key] = entry;
+                }
+                var subTopics = entry.Sub.Topics;
+                if (subTopics.Count == 0 || subTopics[^1].Topic != name)
+                {
+                    var upstreamId = usesIds && target.View!.Topics.TryGetValue(name, out var view) ? view.Id : Guid.Empty;
+                    subTopics.Add(new FetchRequest.FetchTopic { Topic = name, TopicId = upstreamId });
+                }
+                subTopics[^1].Partitions.Add(partition);
+            }
+        }
+
+        var sessionless = context.Version < 7 || (request.SessionId == 0 && request.SessionEpoch == -1);
+        var relayed = rejected.Count == 0 && calls.Count == 1 && !usesIds && context.Version < 11 && sessionless && !Array.Exists(names, n => n is null);
+        foreach (var (call, sub) in calls.Values)
+        {
+            if (relayed)
+            {
+                await call.SendAsync(context, context.Frame.Memory, expectResponse: true).ConfigureAwait(false);
+            }
+            else
+            {
+                await call.SendAsync(context, sub, expectResponse: true).ConfigureAwait(false);
+            }
+        }
+        var timeout = Timeout + TimeSpan.FromMilliseconds(Math.Max(0, request.MaxWaitMs));
+        if (relayed && calls.Values.First().Call is { Pending: { } pending })
+        {
+            return Forwarding.RestoreCorrelationAsync(pending, context.CorrelationId, timeout, context.Session.Closed);
+        }
+        return MergeFetchAsync(context, request, names, calls.Values.Select(c => c.Call).ToList(), rejected, timeout);
+    }
+
+    private async Task<PooledFrame> MergeFetchAsync(RequestContext context, FetchRequest request, string?[] names,
+        List<UpstreamCall> calls, Dictionary<(string, int), ErrorCode> rejected, TimeSpan timeout)
+    {
+        var results = new Dictionary<(string, int), FetchResponse.PartitionData>();
+        var merged = new FetchResponse { SessionId = 0 };
+        foreach (var call in calls)
+        {
+            var response = await call.ResponseAsync<FetchResponse>(context, timeout).ConfigureAwait(false);
+            if (response is null)
+            {
+                continue;
+            }
+            merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
+            var leadershipChanged = false;
+            foreach (var topic in response.Responses)
+            {
+                var name = context.Version >= 13
+                    ? (call.View.TopicsById.TryGetValue(topic.TopicId, out var view) ? view.Name : null)
+                    : topic.Topic;
+                if (name is null)
+                {
+                    continue;
+                }
+                foreach (var partition in topic.Partitions)
+                {
+                    if (partition.CurrentLeader is { } leader)
+                    {
+                        leader.LeaderId = NodeIds.ToVirtual(call.View.Ordinal, leader.LeaderId);
+                    }
+                    if (partition.PreferredReadReplica >= 0)
+                    {
+                        partition.PreferredReadReplica = NodeIds.ToVirtual(call.View.Ordinal, partition.PreferredReadReplica);
+                    }
+                    leadershipChanged |= PartitionRouter.IsLeadershipError(partition.ErrorCode);
+                    results[(name, partition.PartitionIndex)] = partition;
+                }
+            }
+            if (response.ErrorCode != 0 && merged.ErrorCode == 0)
+            {
+                merged.ErrorCode = response.ErrorCode;
+            }
+            await UpstreamCall.AddNodeEndpointsAsync(state, call.View, response.NodeEndpoints, merged.NodeEndpoints).ConfigureAwait(false);
+            if (leadershipChanged)
+            {
+                PartitionRouter.LeadershipChanged(state, call.View);
+            }
+        }
+        for (var t = 0; t < request.Topics.Count; t++)
+        {
+            var topic = request.Topics[t];
+            var name = names[t];
+            var topicResponse = new FetchResponse.FetchableTopicResponse
+            {
+                Topic = name ?? topic.Topic,
+                TopicId = topic.TopicId, // the client's (proxy) id, whatever the upstream's
+            };
+            foreach (var partition in topic.Partitions)
+            {
+                if (name is null || !results.TryGetValue((name, partition.Partition), out var result))
+                {
+                    var error = name is null ? ErrorCode.UnknownTopicId
+                        : rejected.TryGetValue((name, partition.Partition), out var e) ? e : ErrorCode.NotLeaderOrFollower;
+                    result = new FetchResponse.PartitionData
+                    {
+                        PartitionIndex = partition.Partition,
+                        ErrorCode = (short)error,
+                        HighWatermark = -1,
+                        Records = null,
+                    };
+                }
+                topicResponse.Partitions.Add(result);
+            }
+            merged.Responses.Add(topicResponse);
+        }
+        return context.Respond(merged);
+    }
+
+    private IEnumerable<string> KnownTopicNames()
+    {
+        foreach (var cluster in state.Clusters)
+        {
+            if (cluster.View is { } view)
+            {
+                foreach (var name in view.Topics.Keys)
+                {
+                    yield return name;
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- ListOffsets
+
+    public async ValueTask<Task<PooledFrame>?> ListOffsetsAsync(RequestContext context)
+    {
+        var request = context.Decode<ListOffsetsRequest>();
+        var router = new PartitionRouter(state, context.Session.Closed);
+        var calls = new Dictionary<(int, int), (UpstreamCall Call, ListOffsetsRequest Sub)>();
+        var rejected = new Dictionary<(string, int), ErrorCode>();
+        foreach (var topic in request.Topics)
+        {
+            var cluster = context.Routes.ForTopic(topic.Name).Route.Read;
+            foreach (var partition in topic.Partitions)
+            {
+                var target = await router.ResolveAsync(cluster, topic.Name, partition.PartitionIndex).ConfigureAwait(false);
+                if (!target.IsRouted)
+                {
+                    rejected[(topic.Name, partition.PartitionIndex)] = target.Error;
+                    continue;
+                }
+                if (!calls.TryGetValue(target.Key, out var entry))
+                {
+                    entry = (new UpstreamCall(target.View!, target.Leader), new ListOffsetsRequest
+                    {
+                        ReplicaId = request.ReplicaId,
+                        IsolationLevel = request.IsolationLevel,
+                        TimeoutMs = request.TimeoutMs,
+                    });
+                    calls[target.Key] = entry;
+                }
+                if (entry.Sub.Topics.Count == 0 || entry.Sub.Topics[^1].Name != topic.Name)
+                {
+                    entry.Sub.Topics.Add(new ListOffsetsRequest.ListOffsetsTopic { Name = topic.Name });
+                }
+                entry.Sub.Topics[^1].Partitions.Add(partition);
+            }
+        }
+        foreach (var (call, sub) in calls.Values)
+        {
+            await call.SendAsync(context, sub, expectResponse: true).ConfigureAwait(false);
+        }
+        return MergeListOffsetsAsync(context, request, calls.Values.Select(c => c.Call).ToList(), rejected);
+    }
+
+    private async Task<PooledFrame> MergeListOffsetsAsync(RequestContext context, ListOffsetsRequest request, List<UpstreamCall> calls, Dictionary<(string, int), ErrorCode> rejected)
+    {
+        var results = new Dictionary<(string, int), ListOffsetsResponse.ListOffsetsPartitionResponse>();
+        var merged = new ListOffsetsResponse();
+        foreach (var call in calls)
+        {
+            var response = await call.ResponseAsync<ListOffsetsResponse>(context, Timeout).ConfigureAwait(false);
+            if (response is null)
+            {
+                continue;
+            }
+            merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
+            foreach (var topic in response.Topics)
+            {
+                foreach (var partition in topic.Partitions)
+                {
+                    if (PartitionRouter.IsLeadershipError(partition.ErrorCode))
+                    {
+                        PartitionRouter.LeadershipChanged(state, call.View);
+                    }
+                    results[(topic.Name, partition.PartitionIndex)] = partition;
+                }
+            }
+        }
+        foreach (var topic in request.Topics)
+        {
+            var topicResponse = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = topic.Name };
+            foreach (var partition in topic.Partitions)
+            {
+                if (!results.TryGetValue((topic.Name, partition.PartitionIndex), out var result))
+                {
+                    var error = rejected.TryGetValue((topic.Name, partition.PartitionIndex), out var e) ? e : ErrorCode.NotLeaderOrFollower;
+                    result = new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = partition.PartitionIndex, ErrorCode = (short)error };
+                }
+                topicResponse.Partitions.Add(result);
+            }
+            merged.Topics.Add(topicResponse);
+        }
+        return context.Respond(merged);
+    }
+
+    // ---------------------------------------------------------------- OffsetForLeaderEpoch
+
+    public async ValueTask<Task<PooledFrame>?> OffsetForLeaderEpochAsync(RequestContext context)
+    {
+        var request = context.Decode<OffsetForLeaderEpochRequest>();
+        var router = new PartitionRouter(state, context.Session.Closed);
+        var calls = new Dictionary<(int, int), (UpstreamCall Call, OffsetForLeaderEpochRequest Sub)>();
+        var rejected = new Dictionary<(string, int), ErrorCode>();
+        foreach (var topic in request.Topics)
+        {
+            var cluster = context.Routes.ForTopic(topic.Topic).Route.Read;
+            foreach (var partition in topic.Partitions)
+            {
+                var target = await router.ResolveAsync(cluster, topic.Topic, partition.Partition).ConfigureAwait(false);
+                if (!target.IsRouted)
+                {
+                    rejected[(topic.Topic, partition.Partition)] = target.Error;
+                    continue;
+                }
+                if (!calls.TryGetValue(target.Key, out var entry))
+                {
+                    entry = (new UpstreamCall(target.View!, target.Leader), new OffsetForLeaderEpochRequest { ReplicaId = request.ReplicaId });
+                    calls[target.Key] = entry;
+                }
+                if (entry.Sub.Topics.Count == 0 || entry.Sub.Topics[^1].Topic != topic.Topic)
+                {
+                    entry.Sub.Topics.Add(new OffsetForLeaderEpochRequest.OffsetForLeaderTopic { Topic = topic.Topic });
+                }
+                entry.Sub.Topics[^1].Partitions.Add(partition);
+            }
+        }
+        foreach (var (call, sub) in calls.Values)
+        {
+            await call.SendAsync(context, sub, expectResponse: true).ConfigureAwait(false);
+        }
+        return MergeOffsetForLeaderEpochAsync(context, request, calls.Values.Select(c => c.Call).ToList(), rejected);
+    }
+
+    private async Task<PooledFrame> MergeOffsetForLeaderEpochAsync(RequestContext context, OffsetForLeaderEpochRequest request, List<UpstreamCall> calls, Dictionary<(string, int), ErrorCode> rejected)
+    {
+        var results = new Dictionary<(string, int), OffsetForLeaderEpochResponse.EpochEndOffset>();
+        var merged = new OffsetForLeaderEpochResponse();
+        foreach (var call in calls)
+        {
+            var response = await call.ResponseAsync<OffsetForLeaderEpochResponse>(context, Timeout).ConfigureAwait(false);
+            if (response is null)
+            {
+                continue;
+            }
+            merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
+            foreach (var topic in response.Topics)
+            {
+                foreach (var partition in topic.Partitions)
+                {
+                    results[(topic.Topic, partition.Partition)] = partition;
+                }
+            }
+        }
+        foreach (var topic in request.Topics)
+        {
+            var topicResponse = new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult { Topic = topic.Topic };
+            foreach (var partition in topic.Partitions)
+            {
+                if (!results.TryGetValue((topic.Topic, partition.Partition), out var result))
+                {
+                    var error = rejected.TryGetValue((topic.Topic, partition.Partition), out var e) ? e : ErrorCode.NotLeaderOrFollower;
+                    result = new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = partition.Partition, ErrorCode = (short)error };
+                }
+                topicResponse.Partitions.Add(result);
+            }
+            merged.Topics.Add(topicResponse);
+        }
+        return context.Respond(merged);
+    }
+}

@@ -1,0 +1,80 @@
+using Microsoft.Extensions.Logging;
+using Switchback.Protocol;
+using Switchback.Proxy.Configuration;
+using Switchback.Proxy.Routing;
+using Switchback.Proxy.Upstream;
+
+namespace Switchback.Proxy.VirtualCluster;
+
+/// <summary>Process-wide state every client session shares: configuration, routes, upstream clusters, id maps.</summary>
+public sealed class ProxyState : IAsyncDisposable
+{
+    private readonly Dictionary<string, UpstreamCluster> _clusters;
+
+    public ProxyState(ProxyConfig config, RouteTableHolder routes, ILoggerFactory loggerFactory)
+    {
+        Config = config;
+        Routes = routes;
+        AdvertisedPort = config.AdvertisedPort;
+        LoggerFactory = loggerFactory;
+        var logger = loggerFactory.CreateLogger("Switchback.Upstream");
+        _clusters = config.Clusters.ToDictionary(c => c.Name, c => new UpstreamCluster(c, config.Limits, logger), StringComparer.Ordinal);
+        ClustersByOrdinal = [.. config.Clusters.Select(c => _clusters[c.Name])];
+    }
+
+    public ProxyConfig Config { get; }
+
+    /// <summary>The port handed to clients for every broker: the listener's, known once it is bound.</summary>
+    public int AdvertisedPort { get; set; }
+    public RouteTableHolder Routes { get; }
+    public ILoggerFactory LoggerFactory { get; }
+    public TopicIds TopicIds { get; } = new();
+    public IReadOnlyList<UpstreamCluster> ClustersByOrdinal { get; }
+    public IEnumerable<UpstreamCluster> Clusters => ClustersByOrdinal;
+
+    public UpstreamCluster Cluster(string name) => _clusters[name];
+
+    /// <summary>Resolves the port of a client-visible broker (set by the listener that owns the ports).</summary>
+    public Func<int, ValueTask<int>> BrokerPort { get; set; } = _ => ValueTask.FromResult(0);
+
+    /// <summary>Cancelled when the proxy begins to shut down: sessions stop reading and finish what is in flight.</summary>
+    public CancellationToken Stopping { get; set; }
+
+    /// <summary>
+    /// The versions the proxy advertises for an API: what it can parse, narrowed to what every known cluster
+    /// supports. Null when the proxy does not offer the API.
+    /// </summary>
+    public (short Min, short Max)? AdvertisedVersions(ApiKey apiKey)
+    {
+        if (!ProxyApis.Offered.TryGetValue(apiKey, out var offered))
+        {
+            return null;
+        }
+        var (min, max) = offered;
+        foreach (var cluster in ClustersByOrdinal)
+        {
+            if (cluster.View is not { } view)
+            {
+                continue;
+            }
+            if (!view.ApiVersions.TryGetValue((short)apiKey, out var range))
+            {
+                return ProxyApis.AnsweredLocally.Contains(apiKey) ? (min, max) : null;
+            }
+            if (!ProxyApis.AnsweredLocally.Contains(apiKey))
+            {
+                min = Math.Max(min, range.Min);
+                max = Math.Min(max, range.Max);
+            }
+        }
+        return min <= max ? (min, max) : null;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var cluster in ClustersByOrdinal)
+        {
+            await cluster.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+using Switchback.Protocol;
+using Switchback.Proxy.Listening;
+using Switchback.Proxy.Upstream;
+
+namespace Switchback.Proxy.VirtualCluster;
+
+/// <summary>
+/// Routes each client request to its handler. The returned ValueTask completes once the request has been routed
+/// and sent upstream (so requests leave in arrival order); the inner Task yields the client's response, or the
+/// result is null when the request expects none.
+/// </summary>
+public sealed class RequestDispatcher(ProxyState state, ClientSession session)
+{
+    private readonly LocalHandlers _local = new(state);
+    private readonly PartitionHandlers _partitions = new(state);
+    private readonly CoordinatorHandlers _coordinators = new(state);
+
+    public async ValueTask<Task<PooledFrame>?> DispatchAsync(PooledFrame frame)
+    {
+        RequestHeader.TryPeek(frame.Span, out var apiKey, out var version, out var correlationId);
+        if (apiKey == ApiKey.ApiVersions)
+        {
+            // Answered even for versions the proxy does not know: a broker replies with UNSUPPORTED_VERSION in v0.
+            using (frame)
+            {
+                return Task.FromResult(_local.ApiVersions(frame, version, correlationId));
+            }
+        }
+        var offered = state.AdvertisedVersions(apiKey);
+        if (offered is null && !RawRelay.IsRelayable(apiKey))
+        {
+            frame.Dispose();
+            throw new KafkaProtocolException($"Unsupported API key {(short)apiKey}.");
+        }
+        if (offered is { } range && (version < range.Min || version > range.Max))
+        {
+            frame.Dispose();
+            throw new KafkaProtocolException($"Unsupported version {version} of {apiKey} (offered {range.Min}-{range.Max}).");
+        }
+        if (offered is null)
+        {
+            return await RawRelay.RelayAsync(state, session, frame, apiKey, version).ConfigureAwait(false);
+        }
+
+        RequestContext context;
+        try
+        {
+            var bodyOffset = FrameCodec.RequestBodyOffset(frame.Memory, apiKey, version, out var header);
+            context = new RequestContext(session, frame, header, bodyOffset, state.Routes.Current);
+        }
+        catch
+        {
+            frame.Dispose();
+            throw;
+        }
+        try
+        {
+            return apiKey switch
+            {
+                ApiKey.Metadata => await _local.MetadataAsync(context).ConfigureAwait(false),
+                ApiKey.DescribeCluster => await _local.DescribeClusterAsync(context).ConfigureAwait(false),
+                ApiKey.FindCoordinator => await _local.FindCoordinatorAsync(context).ConfigureAwait(false),
+                ApiKey.Produce => await _partitions.ProduceAsync(context).ConfigureAwait(false),
+                ApiKey.Fetch => await _partitions.FetchAsync(context).ConfigureAwait(false),
+                ApiKey.ListOffsets => await _partitions.ListOffsetsAsync(context).ConfigureAwait(false),
+                ApiKey.OffsetForLeaderEpoch => await _partitions.OffsetForLeaderEpochAsync(context).ConfigureAwait(false),
+                _ => await _coordinators.RouteAsync(context).ConfigureAwait(false),
+            };
+        }
+        finally
+        {
+            // Handlers copy what they send upstream into the upstream pipe, so the request buffer can go back now.
+            frame.Dispose();
+        }
+    }
+}

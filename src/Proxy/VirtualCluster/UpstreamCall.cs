@@ -1,0 +1,85 @@
+using Switchback.Protocol;
+using Switchback.Protocol.Messages;
+using Switchback.Proxy.Upstream;
+
+namespace Switchback.Proxy.VirtualCluster;
+
+/// <summary>One sub-request sent to one upstream broker on behalf of a client request; failures are kept, not thrown, so the other parts still answer.</summary>
+public sealed class UpstreamCall(ClusterView view, int leader)
+{
+    public ClusterView View { get; } = view;
+    public int Leader { get; } = leader;
+    public PendingResponse? Pending { get; private set; }
+    public Exception? Failure { get; private set; }
+
+    public async ValueTask SendAsync(RequestContext context, ReadOnlyMemory<byte> frame, bool expectResponse)
+    {
+        try
+        {
+            var connection = await context.Session.Upstreams.GetAsync(View, Leader, context.Session.Closed).ConfigureAwait(false);
+            Pending = await connection.SendAsync(frame, expectResponse, context.Session.Closed).ConfigureAwait(false);
+        }
+        catch (UpstreamUnavailableException e)
+        {
+            Failure = e;
+        }
+    }
+
+    public async ValueTask SendAsync(RequestContext context, IKafkaMessage subRequest, bool expectResponse)
+    {
+        using var frame = FrameCodec.EncodeRequest(context.ApiKey, context.Version, 0, context.Header.ClientId, subRequest);
+        await SendAsync(context, frame.Memory, expectResponse).ConfigureAwait(false);
+    }
+
+    /// <summary>The decoded response, or null when the broker could not be reached or did not answer in time.</summary>
+    public async Task<T?> ResponseAsync<T>(RequestContext context, TimeSpan timeout) where T : class, IKafkaMessage, new()
+    {
+        if (Pending is null)
+        {
+            return null;
+        }
+        try
+        {
+            using var frame = await Pending.WaitAsync(timeout, context.Session.Closed).ConfigureAwait(false);
+            return FrameCodec.DecodeResponse<T>(frame, context.ApiKey, context.Version);
+        }
+        catch (UpstreamUnavailableException e)
+        {
+            Failure = e;
+            return null;
+        }
+    }
+
+    /// <summary>Maps the KIP-951 leader hints of one response to client-visible ids and the proxy's address.</summary>
+    public static async ValueTask AddNodeEndpointsAsync(ProxyState state, ClusterView view, List<ProduceResponse.NodeEndpoint>? source, List<ProduceResponse.NodeEndpoint> target)
+    {
+        if (source is null)
+        {
+            return;
+        }
+        foreach (var node in source)
+        {
+            var id = NodeIds.ToVirtual(view.Ordinal, node.NodeId);
+            if (!target.Exists(n => n.NodeId == id))
+            {
+                target.Add(new ProduceResponse.NodeEndpoint { NodeId = id, Host = state.Config.AdvertisedHost, Port = await state.BrokerPort(id).ConfigureAwait(false), Rack = node.Rack });
+            }
+        }
+    }
+
+    public static async ValueTask AddNodeEndpointsAsync(ProxyState state, ClusterView view, List<FetchResponse.NodeEndpoint>? source, List<FetchResponse.NodeEndpoint> target)
+    {
+        if (source is null)
+        {
+            return;
+        }
+        foreach (var node in source)
+        {
+            var id = NodeIds.ToVirtual(view.Ordinal, node.NodeId);
+            if (!target.Exists(n => n.NodeId == id))
+            {
+                target.Add(new FetchResponse.NodeEndpoint { NodeId = id, Host = state.Config.AdvertisedHost, Port = await state.BrokerPort(id).ConfigureAwait(false), Rack = node.Rack });
+            }
+        }
+    }
+}
