@@ -15,8 +15,14 @@ internal sealed class DefinitionParser
     /// <summary>Members every generated class defines; fields and nested types must not reuse these names.</summary>
     internal static readonly HashSet<string> ReservedMembers = new(StringComparer.Ordinal)
     {
-        "Read", "Write", "Size", "IsDefault", "UnknownTaggedFields", "ApiKey", "LowestVersion", "HighestVersion",
-        "FieldSchema", "Equals", "GetHashCode", "ToString", "GetType", "MemberwiseClone",
+        "Read", "Write", "Size", "HasDefaultValues", "UnknownTaggedFields", "FieldSchema",
+        "Equals", "GetHashCode", "ToString", "GetType", "MemberwiseClone",
+    };
+
+    /// <summary>Members only message classes define (from IKafkaMessage).</summary>
+    internal static readonly HashSet<string> ReservedMessageMembers = new(StringComparer.Ordinal)
+    {
+        "ApiKey", "LowestVersion", "HighestVersion",
     };
 
     private readonly List<DefinitionError> _errors = new();
@@ -475,8 +481,9 @@ internal sealed class DefinitionParser
     /// </summary>
     private static void AssignNames(MessageDef message)
     {
-        AssignPropertyNames(message.Fields, message.Name);
+        AssignPropertyNames(message.Fields, message.Name, isMessage: true);
         var taken = new HashSet<string>(ReservedMembers, StringComparer.Ordinal) { message.Name };
+        taken.UnionWith(ReservedMessageMembers);
         foreach (var field in message.Fields)
         {
             taken.Add(field.PropertyName);
@@ -490,7 +497,7 @@ internal sealed class DefinitionParser
             }
             s.ClassName = name;
             taken.Add(name);
-            AssignPropertyNames(s.Fields, name);
+            AssignPropertyNames(s.Fields, name, isMessage: false);
         }
     }
 
@@ -506,12 +513,12 @@ internal sealed class DefinitionParser
         return false;
     }
 
-    private static void AssignPropertyNames(List<FieldDef> fields, string className)
+    private static void AssignPropertyNames(List<FieldDef> fields, string className, bool isMessage)
     {
         foreach (var field in fields)
         {
             var name = field.Name;
-            while (name == className || ReservedMembers.Contains(name))
+            while (name == className || ReservedMembers.Contains(name) || (isMessage && ReservedMessageMembers.Contains(name)))
             {
                 name += "Value";
             }

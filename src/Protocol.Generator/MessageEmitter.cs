@@ -98,7 +98,7 @@ internal sealed class MessageEmitter
     private void EmitIsDefault(List<FieldDef> fields)
     {
         Line("/// <summary>True when every field holds its default value (tagged fields equal to their default are not written).</summary>");
-        Line("public bool IsDefault()");
+        Line("public bool HasDefaultValues()");
         Open();
         foreach (var f in fields)
         {
@@ -774,7 +774,7 @@ internal sealed class MessageEmitter
             case FieldKind.Records:
                 return $"{p} is not null";
             case FieldKind.Struct:
-                return d == "null" ? $"{p} is not null" : f.IsNullableType ? $"({p} is null || !{p}.IsDefault())" : $"!{p}.IsDefault()";
+                return d == "null" ? $"{p} is not null" : f.IsNullableType ? $"({p} is null || !{p}.HasDefaultValues())" : $"!{p}.HasDefaultValues()";
             default:
                 return d == "null" ? $"{p} is not null" : f.IsNullableType ? $"({p} is null || {p}.Count != 0)" : $"{p}.Count != 0";
         }
