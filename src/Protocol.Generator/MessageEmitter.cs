@@ -71,7 +71,7 @@ internal sealed class MessageEmitter
         Line();
         EmitSchema(fields);
         Line();
-        EmitIsDefault(fields);
+        EmitHasDefaultValues(fields);
         Line();
         EmitRead(className, fields, isMessage);
         Line();
@@ -95,7 +95,7 @@ internal sealed class MessageEmitter
 
     private static string Range(VersionRange r) => r.IsNone ? "-1, -1" : $"{r.Low}, {r.High}";
 
-    private void EmitIsDefault(List<FieldDef> fields)
+    private void EmitHasDefaultValues(List<FieldDef> fields)
     {
         Line("/// <summary>True when every field holds its default value (tagged fields equal to their default are not written).</summary>");
         Line("public bool HasDefaultValues()");
