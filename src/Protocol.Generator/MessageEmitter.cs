@@ -202,76 +202,76 @@ internal sealed class MessageEmitter
                 Line($"{target} = {Choose(nullable, $"{reader}.ReadRecords({flex})", $"{reader}.ReadBytes({flex})")};");
                 break;
             case FieldKind.Struct:
-            {
-                var cls = StructType(f);
-                if (nullable != "false")
                 {
-                    Line($"if ({(nullable == "true" ? "" : nullable + " && ")}{reader}.ReadInt8() < 0)");
+                    var cls = StructType(f);
+                    if (nullable != "false")
+                    {
+                        Line($"if ({(nullable == "true" ? "" : nullable + " && ")}{reader}.ReadInt8() < 0)");
+                        Open();
+                        Line($"{target} = null;");
+                        Close();
+                        Line("else");
+                        Open();
+                    }
+                    var s = Temp("item");
+                    Line($"var {s} = new {cls}();");
+                    Line($"{s}.Read(ref {reader}, version);");
+                    Line($"{target} = {s};");
+                    if (nullable != "false")
+                    {
+                        Close();
+                    }
+                    break;
+                }
+            default:
+                {
+                    var count = Temp("count");
+                    var list = Temp("list");
+                    var i = Temp("i");
+                    Line($"var {count} = {reader}.ReadArrayLength({flex});");
+                    Line($"if ({count} < 0)");
                     Open();
-                    Line($"{target} = null;");
+                    if (nullable == "false")
+                    {
+                        Line($"{Codec}.ThrowNullInNonNullable(\"{f.PropertyName}\");");
+                    }
+                    else
+                    {
+                        if (nullable != "true")
+                        {
+                            Line($"if (!({nullable}))");
+                            Open();
+                            Line($"{Codec}.ThrowNullInNonNullable(\"{f.PropertyName}\");");
+                            Close();
+                        }
+                        Line($"{target} = null;");
+                    }
                     Close();
                     Line("else");
                     Open();
-                }
-                var s = Temp("item");
-                Line($"var {s} = new {cls}();");
-                Line($"{s}.Read(ref {reader}, version);");
-                Line($"{target} = {s};");
-                if (nullable != "false")
-                {
-                    Close();
-                }
-                break;
-            }
-            default:
-            {
-                var count = Temp("count");
-                var list = Temp("list");
-                var i = Temp("i");
-                Line($"var {count} = {reader}.ReadArrayLength({flex});");
-                Line($"if ({count} < 0)");
-                Open();
-                if (nullable == "false")
-                {
-                    Line($"{Codec}.ThrowNullInNonNullable(\"{f.PropertyName}\");");
-                }
-                else
-                {
-                    if (nullable != "true")
+                    Line($"var {list} = new global::System.Collections.Generic.List<{ElementType(f)}>({count});");
+                    Line($"for (var {i} = 0; {i} < {count}; {i}++)");
+                    Open();
+                    if (f.Kind == FieldKind.StructArray)
                     {
-                        Line($"if (!({nullable}))");
-                        Open();
-                        Line($"{Codec}.ThrowNullInNonNullable(\"{f.PropertyName}\");");
-                        Close();
+                        var item = Temp("item");
+                        Line($"var {item} = new {StructType(f)}();");
+                        Line($"{item}.Read(ref {reader}, version);");
+                        Line($"{list}.Add({item});");
                     }
-                    Line($"{target} = null;");
+                    else if (f.Kind == FieldKind.StringArray)
+                    {
+                        Line($"{list}.Add({reader}.ReadString({flex}));");
+                    }
+                    else
+                    {
+                        Line($"{list}.Add({reader}.{ScalarRead(f.ScalarType)});");
+                    }
+                    Close();
+                    Line($"{target} = {list};");
+                    Close();
+                    break;
                 }
-                Close();
-                Line("else");
-                Open();
-                Line($"var {list} = new global::System.Collections.Generic.List<{ElementType(f)}>({count});");
-                Line($"for (var {i} = 0; {i} < {count}; {i}++)");
-                Open();
-                if (f.Kind == FieldKind.StructArray)
-                {
-                    var item = Temp("item");
-                    Line($"var {item} = new {StructType(f)}();");
-                    Line($"{item}.Read(ref {reader}, version);");
-                    Line($"{list}.Add({item});");
-                }
-                else if (f.Kind == FieldKind.StringArray)
-                {
-                    Line($"{list}.Add({reader}.ReadString({flex}));");
-                }
-                else
-                {
-                    Line($"{list}.Add({reader}.{ScalarRead(f.ScalarType)});");
-                }
-                Close();
-                Line($"{target} = {list};");
-                Close();
-                break;
-            }
         }
     }
 

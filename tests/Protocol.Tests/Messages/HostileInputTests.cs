@@ -66,29 +66,29 @@ public sealed class HostileInputTests
             case 1:
                 return bytes[..random.Next(bytes.Length)];
             case 2:
-            {
-                // A length or count field pushed to a huge value (int32 or varint form).
-                var at = random.Next(bytes.Length);
-                ReadOnlySpan<byte> huge = random.Next(2) == 0 ? [0x7F, 0xFF, 0xFF, 0xFF] : [0xFF, 0xFF, 0xFF, 0xFF, 0x07];
-                for (var i = 0; i < huge.Length && at + i < bytes.Length; i++)
                 {
-                    bytes[at + i] = huge[i];
+                    // A length or count field pushed to a huge value (int32 or varint form).
+                    var at = random.Next(bytes.Length);
+                    ReadOnlySpan<byte> huge = random.Next(2) == 0 ? [0x7F, 0xFF, 0xFF, 0xFF] : [0xFF, 0xFF, 0xFF, 0xFF, 0x07];
+                    for (var i = 0; i < huge.Length && at + i < bytes.Length; i++)
+                    {
+                        bytes[at + i] = huge[i];
+                    }
+                    return bytes;
                 }
-                return bytes;
-            }
             case 3:
-            {
-                var at = random.Next(bytes.Length);
-                bytes[at] = random.Next(2) == 0 ? (byte)0xFF : (byte)0x80;
-                return bytes;
-            }
+                {
+                    var at = random.Next(bytes.Length);
+                    bytes[at] = random.Next(2) == 0 ? (byte)0xFF : (byte)0x80;
+                    return bytes;
+                }
             default:
-            {
-                var extended = new byte[bytes.Length + random.Next(1, 8)];
-                bytes.CopyTo(extended, 0);
-                random.NextBytes(extended.AsSpan(bytes.Length));
-                return extended;
-            }
+                {
+                    var extended = new byte[bytes.Length + random.Next(1, 8)];
+                    bytes.CopyTo(extended, 0);
+                    random.NextBytes(extended.AsSpan(bytes.Length));
+                    return extended;
+                }
         }
     }
 }
