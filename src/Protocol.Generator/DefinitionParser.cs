@@ -19,7 +19,10 @@ internal sealed class DefinitionParser
         "Equals", "GetHashCode", "ToString", "GetType", "MemberwiseClone",
     };
 
-    /// <summary>Members only message classes define (from IKafkaMessage).</summary>
+    /// <summary>
+    /// IKafkaMessage members. Reserved in nested classes too, so that a struct property keeps one name whichever
+    /// class it lands in (ApiVersionsResponse.ApiVersion.ApiKeyValue is relied on by callers).
+    /// </summary>
     internal static readonly HashSet<string> ReservedMessageMembers = new(StringComparer.Ordinal)
     {
         "ApiKey", "LowestVersion", "HighestVersion",
@@ -481,7 +484,7 @@ internal sealed class DefinitionParser
     /// </summary>
     private static void AssignNames(MessageDef message)
     {
-        AssignPropertyNames(message.Fields, message.Name, isMessage: true);
+        AssignPropertyNames(message.Fields, message.Name);
         var taken = new HashSet<string>(ReservedMembers, StringComparer.Ordinal) { message.Name };
         taken.UnionWith(ReservedMessageMembers);
         foreach (var field in message.Fields)
@@ -497,7 +500,7 @@ internal sealed class DefinitionParser
             }
             s.ClassName = name;
             taken.Add(name);
-            AssignPropertyNames(s.Fields, name, isMessage: false);
+            AssignPropertyNames(s.Fields, name);
         }
     }
 
@@ -513,12 +516,12 @@ internal sealed class DefinitionParser
         return false;
     }
 
-    private static void AssignPropertyNames(List<FieldDef> fields, string className, bool isMessage)
+    private static void AssignPropertyNames(List<FieldDef> fields, string className)
     {
         foreach (var field in fields)
         {
             var name = field.Name;
-            while (name == className || ReservedMembers.Contains(name) || (isMessage && ReservedMessageMembers.Contains(name)))
+            while (name == className || ReservedMembers.Contains(name) || ReservedMessageMembers.Contains(name))
             {
                 name += "Value";
             }
