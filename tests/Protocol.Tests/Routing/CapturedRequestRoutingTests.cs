@@ -112,4 +112,40 @@ public class CapturedRequestRoutingTests
         }
         Assert.True(partitions > 0, $"{client}: no Fetch partition captured");
     }
+
+    [Theory]
+    [MemberData(nameof(Clients))]
+    public void FetchRouting_ClientRequests_AgreeWithTheGeneratedFetchRequestCodec(string client)
+    {
+        foreach (var frame in Requests(client, ApiKey.Fetch))
+        {
+            var body = Body(frame, FetchRequestRouting.FirstFlexibleVersion);
+            var decodeReader = new KafkaReader(body);
+            var decoded = new Switchback.Protocol.Messages.FetchRequest();
+            decoded.Read(ref decodeReader, frame.ApiVersion);
+            var expected = decoded.Topics
+                .SelectMany(t => t.Partitions.Select(p => $"{t.Topic}|{t.TopicId}|{p.Partition}|{p.FetchOffset}|{p.PartitionMaxBytes}"))
+                .ToList();
+
+            var reader = new FetchRequestRouting(body.Span, frame.ApiVersion);
+            var actual = new List<string>();
+            while (reader.TryReadTopic(out var topic))
+            {
+                var name = System.Text.Encoding.UTF8.GetString(topic.Name);
+                var id = topic.TopicId;
+                while (reader.TryReadPartition(out var p))
+                {
+                    actual.Add($"{name}|{id}|{p.Index}|{p.FetchOffset}|{p.PartitionMaxBytes}");
+                }
+            }
+            reader.ReadToEnd();
+
+            Assert.Equal(expected, actual);
+            Assert.Equal((decoded.MaxWaitMs, decoded.MinBytes, decoded.MaxBytes, decoded.IsolationLevel, decoded.SessionId, decoded.SessionEpoch),
+                (reader.MaxWaitMs, reader.MinBytes, reader.MaxBytes, reader.IsolationLevel, reader.SessionId, reader.SessionEpoch));
+            Assert.Equal(decoded.ClusterId ?? "", System.Text.Encoding.UTF8.GetString(reader.ClusterId));
+            Assert.Equal(decoded.RackId ?? "", System.Text.Encoding.UTF8.GetString(reader.RackId));
+            Assert.Equal(decoded.ForgottenTopicsData?.Count ?? 0, reader.ForgottenTopicCount);
+        }
+    }
 }
