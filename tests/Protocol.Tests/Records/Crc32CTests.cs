@@ -28,6 +28,30 @@ public class Crc32CTests
         Gen.Byte.Array[0, 300].Sample(data => Crc32C.Compute(data) == Crc32CReference.Compute(data));
 
     [Fact]
+    public void Compute_LargeRandomData_AgreesWithTableDrivenReference() =>
+        Gen.Int[0, 40_000].Sample(length =>
+        {
+            var data = new byte[length];
+            new Random(length).NextBytes(data);
+            return Crc32C.Compute(data) == Crc32CReference.Compute(data);
+        }, iter: 300);
+
+    [Theory]
+    [InlineData(767)]
+    [InlineData(768)]
+    [InlineData(769)]
+    [InlineData(12_287)]
+    [InlineData(12_288)]
+    [InlineData(13_056)]
+    [InlineData(1 << 20)]
+    public void Compute_InterleavedBlockBoundaries_AgreeWithTableDrivenReference(int length)
+    {
+        var data = new byte[length];
+        new Random(length).NextBytes(data);
+        Assert.Equal(Crc32CReference.Compute(data), Crc32C.Compute(data));
+    }
+
+    [Fact]
     public void Update_SplitAnywhere_EqualsWholeCompute() =>
         Gen.Byte.Array[0, 200].SelectMany(d => Gen.Int[0, d.Length].Select(cut => (d, cut))).Sample(t =>
         {
