@@ -44,6 +44,7 @@ public static class AdminCli
             throw new AdminCliException($"'{admin}' is not an admin URL (e.g. http://127.0.0.1:9190)");
         }
         using var http = new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(120) };
+        http.DefaultRequestHeaders.UserAgent.ParseAdd("switchback-cli");
         if (!string.IsNullOrEmpty(token))
         {
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);

@@ -1,14 +1,23 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Prometheus;
 using Switchback.Proxy.Routing;
+using Switchback.Proxy.Switching;
 using Switchback.Proxy.VirtualCluster;
 
 namespace Switchback.Proxy.Admin;
 
-/// <summary>The admin HTTP API (see CONTRACT.md): families, health and readiness.</summary>
+/// <summary>The admin HTTP API (see CONTRACT.md): families, switch, rollback, metrics, health and readiness.</summary>
 public static class AdminEndpoints
 {
+    private static readonly TimeSpan DefaultSwitchTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan MaxSwitchTimeout = TimeSpan.FromMinutes(10);
+
     public static void Map(WebApplication app)
     {
         app.MapGet("/healthz", () => Results.Text("ok"));
@@ -20,25 +29,182 @@ public static class AdminEndpoints
                 ? Results.Text("ready")
                 : Results.Text(string.Join("\n", problems), statusCode: StatusCodes.Status503ServiceUnavailable);
         });
+        app.MapMetrics("/metrics", app.Services.GetRequiredService<CollectorRegistry>());
 
-        var v1 = app.MapGroup("/v1");
+        var v1 = app.MapGroup("/v1").AddEndpointFilter(RequireToken);
         v1.MapGet("/families", (ProxyState state) => Results.Json(state.Routes.Current.Families.Select(f => Describe(state, f))));
         v1.MapGet("/families/{name}", (string name, ProxyState state) =>
-            state.Routes.Current.Find(name) is { } family
-                ? Results.Json(Describe(state, family))
-                : Results.Json(new { error = $"Unknown family '{name}'." }, statusCode: StatusCodes.Status404NotFound));
+            state.Routes.Current.Find(name) is { } family ? Results.Json(Describe(state, family)) : UnknownFamily(name));
+        v1.MapPost("/families/{name}/switch", SwitchAsync);
+        v1.MapPost("/families/{name}/rollback", RollbackAsync);
     }
+
+    private static async Task<IResult> SwitchAsync(string name, HttpContext http, ProxyState state, SwitchCoordinator coordinator)
+    {
+        if (state.Routes.Current.Find(name) is null)
+        {
+            return UnknownFamily(name);
+        }
+        var (body, error) = await ReadBodyAsync(http, ["write", "read", "reason", "force", "timeoutMs"]).ConfigureAwait(false);
+        if (error is not null)
+        {
+            return BadRequest(error);
+        }
+        if (!TryString(body, "write", out var write, out error) || !TryString(body, "read", out var read, out error)
+            || !TryString(body, "reason", out var reason, out error) || !TryBool(body, "force", out var force, out error)
+            || !TryTimeout(body, out var timeout, out error))
+        {
+            return BadRequest(error!);
+        }
+        if (write is null && read is null)
+        {
+            return BadRequest("Give 'write' and/or 'read': the cluster(s) the family should move to.");
+        }
+        var outcome = await coordinator.SwitchAsync(new SwitchRequest(name, write, read, reason, force, timeout, Caller(http))).ConfigureAwait(false);
+        return Results.Json(outcome.Body, statusCode: outcome.Status);
+    }
+
+    private static async Task<IResult> RollbackAsync(string name, HttpContext http, ProxyState state, SwitchCoordinator coordinator)
+    {
+        if (state.Routes.Current.Find(name) is null)
+        {
+            return UnknownFamily(name);
+        }
+        var (body, error) = await ReadBodyAsync(http, ["reason", "timeoutMs"]).ConfigureAwait(false);
+        if (error is not null)
+        {
+            return BadRequest(error);
+        }
+        if (!TryString(body, "reason", out var reason, out error) || !TryTimeout(body, out var timeout, out error))
+        {
+            return BadRequest(error!);
+        }
+        var outcome = await coordinator.RollbackAsync(name, reason, Caller(http), timeout).ConfigureAwait(false);
+        return Results.Json(outcome.Body, statusCode: outcome.Status);
+    }
+
+    private static async ValueTask<object?> RequireToken(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var token = context.HttpContext.RequestServices.GetRequiredService<ProxyState>().Config.AdminToken;
+        if (token is not null)
+        {
+            var header = context.HttpContext.Request.Headers.Authorization.ToString();
+            var presented = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..].Trim() : null;
+            if (presented is null || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(presented), Encoding.UTF8.GetBytes(token)))
+            {
+                return Results.Json(new { error = presented is null ? "Missing bearer token." : "Invalid bearer token." },
+                    statusCode: StatusCodes.Status401Unauthorized);
+            }
+        }
+        return await next(context).ConfigureAwait(false);
+    }
+
+    private static async Task<(JsonElement? Body, string? Error)> ReadBodyAsync(HttpContext http, string[] allowed)
+    {
+        using var reader = new StreamReader(http.Request.Body, Encoding.UTF8);
+        var text = await reader.ReadToEndAsync(http.RequestAborted).ConfigureAwait(false);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return (null, null);
+        }
+        JsonElement body;
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            body = document.RootElement.Clone();
+        }
+        catch (JsonException e)
+        {
+            return (null, $"Malformed JSON body: {e.Message}");
+        }
+        if (body.ValueKind != JsonValueKind.Object)
+        {
+            return (null, "The body must be a JSON object.");
+        }
+        foreach (var property in body.EnumerateObject())
+        {
+            if (!allowed.Contains(property.Name))
+            {
+                return (null, $"Unknown field '{property.Name}' (allowed: {string.Join(", ", allowed)}).");
+            }
+        }
+        return (body, null);
+    }
+
+    private static bool TryString(JsonElement? body, string name, out string? value, out string? error)
+    {
+        value = null;
+        error = null;
+        if (body is not { } b || !b.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+        if (element.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(element.GetString()))
+        {
+            error = $"'{name}' must be a non-empty string.";
+            return false;
+        }
+        value = element.GetString();
+        return true;
+    }
+
+    private static bool TryBool(JsonElement? body, string name, out bool value, out string? error)
+    {
+        value = false;
+        error = null;
+        if (body is not { } b || !b.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+        if (element.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+        {
+            error = $"'{name}' must be true or false.";
+            return false;
+        }
+        value = element.GetBoolean();
+        return true;
+    }
+
+    private static bool TryTimeout(JsonElement? body, out TimeSpan timeout, out string? error)
+    {
+        timeout = DefaultSwitchTimeout;
+        error = null;
+        if (body is not { } b || !b.TryGetProperty("timeoutMs", out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+        if (element.ValueKind != JsonValueKind.Number || !element.TryGetInt32(out var ms) || ms <= 0 || ms > MaxSwitchTimeout.TotalMilliseconds)
+        {
+            error = $"'timeoutMs' must be a whole number of milliseconds between 1 and {MaxSwitchTimeout.TotalMilliseconds:0}.";
+            return false;
+        }
+        timeout = TimeSpan.FromMilliseconds(ms);
+        return true;
+    }
+
+    private static string Caller(HttpContext http)
+    {
+        var agent = http.Request.Headers.UserAgent.ToString();
+        return $"{http.Connection.RemoteIpAddress}{(agent.Length > 0 ? $" ({agent})" : "")}";
+    }
+
+    private static IResult BadRequest(string error) => Results.Json(new { error }, statusCode: StatusCodes.Status400BadRequest);
+
+    private static IResult UnknownFamily(string name) =>
+        Results.Json(new { error = $"Unknown family '{name}'." }, statusCode: StatusCodes.Status404NotFound);
 
     private static object Describe(ProxyState state, FamilyRoute family)
     {
         var config = state.Config.Families.First(f => f.Name == family.Family);
+        var traffic = state.Traffic.For(family.Family);
         return new
         {
             name = family.Family,
             write = family.Route.Write,
             read = family.Route.Read,
             epoch = family.Epoch,
-            state = "active",
+            state = traffic.Writes.IsHeld || traffic.Commits.IsHeld ? "switching" : "active",
+            previous = family.Previous is null ? null : new { write = family.Previous.Write, read = family.Previous.Read },
             topics = config.Topics.Select(t => t.Text),
             groups = config.Groups.Select(g => g.Text),
             transactionalIds = config.TransactionalIds.Select(t => t.Text),

@@ -9,7 +9,9 @@ using Microsoft.Extensions.Logging;
 using Switchback.Proxy.Admin;
 using Switchback.Proxy.Configuration;
 using Switchback.Proxy.Listening;
+using Switchback.Proxy.Metrics;
 using Switchback.Proxy.Routing;
+using Switchback.Proxy.Switching;
 using Switchback.Proxy.VirtualCluster;
 
 namespace Switchback.Proxy.Hosting;
@@ -62,7 +64,15 @@ public sealed class ProxyHost : IAsyncDisposable
             builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         }
         builder.Services.AddSingleton(config);
-        builder.Services.AddSingleton(new RouteTableHolder(RouteTable.FromConfig(config)));
+        // Routes persisted by earlier switches win over the file's initial routes.
+        var store = new RouteStore(config.StateDirectory);
+        builder.Services.AddSingleton(store);
+        builder.Services.AddSingleton(new AuditLog(config.StateDirectory));
+        builder.Services.AddSingleton(new RouteTableHolder(store.Load(config, RouteTable.FromConfig(config))));
+        var registry = Prometheus.Metrics.NewCustomRegistry();
+        builder.Services.AddSingleton(registry);
+        builder.Services.AddSingleton(new ProxyMetrics(registry));
+        builder.Services.AddSingleton<SwitchCoordinator>();
         builder.Services.AddSingleton<ProxyState>();
         builder.Services.AddHostedService<UpstreamMonitor>();
         builder.Services.AddSingleton<BrokerListeners>();

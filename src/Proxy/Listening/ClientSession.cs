@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
@@ -21,7 +22,7 @@ public sealed partial class ClientSession
     private readonly ProxyState _state;
     private readonly RequestDispatcher _dispatcher;
     private readonly ILogger _logger;
-    private readonly Channel<Task<PooledFrame>> _responses;
+    private readonly Channel<PendingClientResponse> _responses;
     private string _closeReason = "client closed the connection";
 
     public ClientSession(ConnectionContext connection, ProxyState state, ILogger logger)
@@ -31,7 +32,7 @@ public sealed partial class ClientSession
         _logger = logger;
         Upstreams = new UpstreamPool(state.Config.Limits.UpstreamConnectTimeout, logger);
         _dispatcher = new RequestDispatcher(state, this);
-        _responses = Channel.CreateBounded<Task<PooledFrame>>(new BoundedChannelOptions(state.Config.Limits.MaxInFlightPerConnection)
+        _responses = Channel.CreateBounded<PendingClientResponse>(new BoundedChannelOptions(state.Config.Limits.MaxInFlightPerConnection)
         {
             SingleReader = true,
             SingleWriter = true,
@@ -52,6 +53,7 @@ public sealed partial class ClientSession
     public async Task RunAsync()
     {
         LogOpened(_logger, Id, _connection.RemoteEndPoint?.ToString() ?? "?");
+        _state.Metrics.ConnectionOpened();
         // On shutdown, stop taking requests; those in flight are still answered before the connection closes.
         using var stopping = _state.Stopping.Register(static s =>
         {
@@ -94,6 +96,7 @@ public sealed partial class ClientSession
             _closeReason += $"; writing responses failed: {e.Message}";
         }
         await Upstreams.DisposeAsync().ConfigureAwait(false);
+        _state.Metrics.ConnectionClosed();
         LogClosed(_logger, Id, _closeReason);
     }
 
@@ -114,11 +117,25 @@ public sealed partial class ClientSession
                         throw new KafkaProtocolException($"Request frame of {frameBytes.Length} bytes is shorter than a request header.");
                     }
                     var frame = PooledFrame.CopyOf(frameBytes);
-                    var response = await _dispatcher.DispatchAsync(frame).ConfigureAwait(false);
-                    if (response is not null)
+                    var started = Stopwatch.GetTimestamp();
+                    RequestHeader.TryPeek(frame.Span, out var apiKey, out _, out _);
+                    _state.Metrics.RequestReceived(frame.Length);
+                    Task<PooledFrame>? response;
+                    try
                     {
-                        await _responses.Writer.WriteAsync(response, _connection.ConnectionClosed).ConfigureAwait(false);
+                        response = await _dispatcher.DispatchAsync(frame).ConfigureAwait(false);
                     }
+                    catch
+                    {
+                        _state.Metrics.RequestDropped();
+                        throw;
+                    }
+                    if (response is null)
+                    {
+                        _state.Metrics.RequestDropped();
+                        continue;
+                    }
+                    await _responses.Writer.WriteAsync(new PendingClientResponse(apiKey, started, response), _connection.ConnectionClosed).ConfigureAwait(false);
                 }
             }
             finally
@@ -140,7 +157,8 @@ public sealed partial class ClientSession
             PooledFrame frame;
             try
             {
-                frame = await pending.ConfigureAwait(false);
+                frame = await pending.Response.ConfigureAwait(false);
+                _state.Metrics.RequestAnswered(pending.ApiKey, Stopwatch.GetElapsedTime(pending.Started), frame.Length);
             }
             catch (Exception e)
             {
@@ -162,7 +180,7 @@ public sealed partial class ClientSession
                 output.Advance(frame.Length + 4);
             }
             // Batch writes: flush only when no further response is ready.
-            if (!_responses.Reader.TryPeek(out var next) || !next.IsCompleted)
+            if (!_responses.Reader.TryPeek(out var next) || !next.Response.IsCompleted)
             {
                 var flush = await output.FlushAsync().ConfigureAwait(false);
                 if (flush.IsCompleted || flush.IsCanceled)
@@ -180,7 +198,8 @@ public sealed partial class ClientSession
         _responses.Writer.TryComplete();
         while (_responses.Reader.TryRead(out var abandoned))
         {
-            _ = abandoned.ContinueWith(static t =>
+            _state.Metrics.RequestDropped();
+            _ = abandoned.Response.ContinueWith(static t =>
             {
                 if (t.IsCompletedSuccessfully)
                 {
@@ -189,6 +208,8 @@ public sealed partial class ClientSession
             }, TaskScheduler.Default);
         }
     }
+
+    private readonly record struct PendingClientResponse(ApiKey ApiKey, long Started, Task<PooledFrame> Response);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Debug, Message = "Client connection {ConnectionId} from {Remote} opened")]
     private static partial void LogOpened(ILogger logger, string connectionId, string remote);

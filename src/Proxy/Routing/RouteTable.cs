@@ -9,8 +9,10 @@ public sealed record FamilyRoute(
     ClusterRoute Route,
     long Epoch,
     DateTimeOffset UpdatedAt,
-    ClusterRoute? Previous)
+    ClusterRoute? Previous,
+    long WriteEpoch = 0)
 {
+    // WriteEpoch: the epoch at which the write cluster last changed; producer-id mappings are scoped by it.
     public const string DefaultFamilyName = "(default)";
     public bool IsDefault => Family == DefaultFamilyName;
 }

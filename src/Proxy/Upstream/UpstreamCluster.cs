@@ -155,6 +155,21 @@ public sealed partial class UpstreamCluster : IAsyncDisposable
         return response.NodeId;
     }
 
+    /// <summary>A fresh idempotent producer id on this cluster, for mapping a client's producer onto it.</summary>
+    public async ValueTask<(long ProducerId, short Epoch)> InitProducerIdAsync(CancellationToken cancellationToken)
+    {
+        var view = View ?? await RefreshAsync().ConfigureAwait(false);
+        var version = view.ApiVersions.TryGetValue((short)ApiKey.InitProducerId, out var range) ? Math.Min(range.Max, (short)2) : (short)0;
+        var response = await SendControlAsync<InitProducerIdResponse>(ApiKey.InitProducerId, version,
+            new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60_000, ProducerId = -1, ProducerEpoch = -1 })
+            .WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (response.ErrorCode != 0)
+        {
+            throw new UpstreamUnavailableException($"Cluster '{Name}' refused a producer id (error {response.ErrorCode}).");
+        }
+        return (response.ProducerId, response.ProducerEpoch);
+    }
+
     public void ForgetCoordinator(sbyte keyType, string key) => _coordinators.TryRemove((keyType, key), out _);
 
     private async Task<T> SendControlAsync<T>(ApiKey apiKey, short version, IKafkaMessage request) where T : IKafkaMessage, new()

@@ -100,6 +100,74 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 break;
         }
 
+        Switching.FamilyTraffic.Lane? lane = null;
+        string? endsTransaction = null;
+        if (target.Key is { } routedKey)
+        {
+            if (target.KeyType == GroupKey && context.ApiKey != ApiKey.TxnOffsetCommit)
+            {
+                var traffic = state.Traffic.For(routes.ForGroup(routedKey).Family);
+                traffic.GroupSeen(routedKey);
+                if (context.ApiKey == ApiKey.OffsetCommit)
+                {
+                    // A read switch holds commits while it copies the group's offsets; then they go to the new cluster.
+                    await traffic.Commits.EnterAsync(timeout, context.Session.Closed).ConfigureAwait(false);
+                    lane = traffic.Commits;
+                    target = Group(state.Routes.Current, routedKey);
+                }
+            }
+            else if (target.KeyType == TransactionKey)
+            {
+                var traffic = state.Traffic.For(routes.ForTransactionalId(routedKey).Family);
+                if (context.ApiKey is ApiKey.AddPartitionsToTxn or ApiKey.AddOffsetsToTxn && !traffic.IsTransactionOpen(routedKey))
+                {
+                    // A new transaction may not begin while the family's writes are switching.
+                    await traffic.Writes.EnterAsync(timeout, context.Session.Closed).ConfigureAwait(false);
+                    traffic.TransactionStarted(routedKey);
+                    traffic.Writes.Exit();
+                    target = Transaction(state.Routes.Current, routedKey);
+                }
+                else if (context.ApiKey == ApiKey.EndTxn)
+                {
+                    endsTransaction = routedKey;
+                }
+            }
+        }
+        try
+        {
+            var response = await ForwardAsync(context, target, timeout).ConfigureAwait(false);
+            if (response is null || (lane is null && endsTransaction is null))
+            {
+                lane?.Exit();
+                return response;
+            }
+            return CompleteAsync(response, lane, endsTransaction is null ? null : state.Traffic.For(routes.ForTransactionalId(endsTransaction).Family), endsTransaction);
+        }
+        catch
+        {
+            lane?.Exit();
+            throw;
+        }
+    }
+
+    private static async Task<PooledFrame> CompleteAsync(Task<PooledFrame> response, Switching.FamilyTraffic.Lane? lane, Switching.FamilyTraffic? transactionFamily, string? transactionalId)
+    {
+        try
+        {
+            return await response.ConfigureAwait(false);
+        }
+        finally
+        {
+            lane?.Exit();
+            if (transactionFamily is not null && transactionalId is not null)
+            {
+                transactionFamily.TransactionEnded(transactionalId);
+            }
+        }
+    }
+
+    private async ValueTask<Task<PooledFrame>?> ForwardAsync(RequestContext context, (string Cluster, sbyte KeyType, string? Key) target, TimeSpan timeout)
+    {
         var cluster = state.Cluster(target.Cluster);
         var view = await cluster.GetViewAsync(context.Session.Closed).ConfigureAwait(false);
         UpstreamConnection connection;

@@ -19,13 +19,82 @@ public sealed class PartitionHandlers(ProxyState state)
     public async ValueTask<Task<PooledFrame>?> ProduceAsync(RequestContext context)
     {
         var request = context.Decode<ProduceRequest>();
+        // A switch may be holding this family's writes: wait at its gate, then route with the table in force.
+        var lanes = await EnterWriteLanesAsync(context, request).ConfigureAwait(false);
+        try
+        {
+            var response = await ProduceCoreAsync(context, request, state.Routes.Current).ConfigureAwait(false);
+            if (response is null)
+            {
+                ExitAll(lanes);
+                return null;
+            }
+            return ExitWhenAnswered(response, lanes);
+        }
+        catch
+        {
+            ExitAll(lanes);
+            throw;
+        }
+    }
+
+    private async ValueTask<List<Switching.FamilyTraffic.Lane>> EnterWriteLanesAsync(RequestContext context, ProduceRequest request)
+    {
+        var lanes = new List<Switching.FamilyTraffic.Lane>(1);
+        try
+        {
+            foreach (var topic in request.TopicData)
+            {
+                var traffic = state.Traffic.For(context.Routes.ForTopic(topic.Name).Family);
+                if (lanes.Contains(traffic.Writes))
+                {
+                    continue;
+                }
+                // Records of an open transaction finish where it began; the switch waits for the transaction instead.
+                var bypass = request.TransactionalId is { } id && traffic.IsTransactionOpen(id);
+                await traffic.Writes.EnterAsync(Timeout, context.Session.Closed, bypass).ConfigureAwait(false);
+                lanes.Add(traffic.Writes);
+            }
+        }
+        catch
+        {
+            ExitAll(lanes);
+            throw;
+        }
+        return lanes;
+    }
+
+    private static void ExitAll(List<Switching.FamilyTraffic.Lane> lanes)
+    {
+        foreach (var lane in lanes)
+        {
+            lane.Exit();
+        }
+    }
+
+    private static async Task<PooledFrame> ExitWhenAnswered(Task<PooledFrame> response, List<Switching.FamilyTraffic.Lane> lanes)
+    {
+        try
+        {
+            return await response.ConfigureAwait(false);
+        }
+        finally
+        {
+            ExitAll(lanes);
+        }
+    }
+
+    private async ValueTask<Task<PooledFrame>?> ProduceCoreAsync(RequestContext context, ProduceRequest request, Routing.RouteTable routes)
+    {
         var expectResponse = request.Acks != 0;
         var router = new PartitionRouter(state, context.Session.Closed);
         var calls = new Dictionary<(int, int), (UpstreamCall Call, ProduceRequest Sub)>();
         var rejected = new Dictionary<(string, int), ErrorCode>();
         foreach (var topic in request.TopicData)
         {
-            var cluster = context.Routes.ForTopic(topic.Name).Route.Write;
+            var family = routes.ForTopic(topic.Name);
+            var cluster = family.Route.Write;
+            state.Metrics.Routed(ApiKey.Produce, family.Family, cluster, topic.PartitionData.Count);
             foreach (var partition in topic.PartitionData)
             {
                 var target = await router.ResolveAsync(cluster, topic.Name, partition.Index).ConfigureAwait(false);
@@ -33,6 +102,10 @@ public sealed class PartitionHandlers(ProxyState state)
                 {
                     rejected[(topic.Name, partition.Index)] = target.Error;
                     continue;
+                }
+                if (request.TransactionalId is null && partition.Records is { } records)
+                {
+                    await state.Producers.MapAsync(family, topic.Name, partition.Index, records, context.Session.Closed).ConfigureAwait(false);
                 }
                 if (!calls.TryGetValue(target.Key, out var entry))
                 {

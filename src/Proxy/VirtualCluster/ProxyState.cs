@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Logging;
 using Switchback.Protocol;
 using Switchback.Proxy.Configuration;
+using Switchback.Proxy.Metrics;
+using Switchback.Proxy.Switching;
 using Switchback.Proxy.Routing;
 using Switchback.Proxy.Upstream;
 
@@ -11,8 +13,11 @@ public sealed class ProxyState : IAsyncDisposable
 {
     private readonly Dictionary<string, UpstreamCluster> _clusters;
 
-    public ProxyState(ProxyConfig config, RouteTableHolder routes, ILoggerFactory loggerFactory)
+    public ProxyState(ProxyConfig config, RouteTableHolder routes, ProxyMetrics metrics, ILoggerFactory loggerFactory)
     {
+        Metrics = metrics;
+        Traffic = new TrafficRegistry(config.Families.Select(f => f.Name).Append(FamilyRoute.DefaultFamilyName));
+        Producers = new ProducerIdMapper(this);
         Config = config;
         Routes = routes;
         AdvertisedPort = config.AdvertisedPort;
@@ -23,6 +28,13 @@ public sealed class ProxyState : IAsyncDisposable
     }
 
     public ProxyConfig Config { get; }
+    public ProxyMetrics Metrics { get; }
+
+    /// <summary>Per-family in-flight traffic a switch coordinates with.</summary>
+    public TrafficRegistry Traffic { get; }
+
+    /// <summary>Idempotent producer ids and sequences mapped across write switches.</summary>
+    public ProducerIdMapper Producers { get; }
 
     /// <summary>The port handed to clients for every broker: the listener's, known once it is bound.</summary>
     public int AdvertisedPort { get; set; }

@@ -1,0 +1,79 @@
+using Prometheus;
+using Switchback.Protocol;
+
+namespace Switchback.Proxy.Metrics;
+
+/// <summary>The proxy's Prometheus metrics (served at <c>/metrics</c> on the admin endpoint).</summary>
+public sealed class ProxyMetrics
+{
+    private static readonly string[] ApiNames = BuildApiNames();
+
+    private readonly Counter _requests;
+    private readonly Histogram _latency;
+    private readonly Counter _routed;
+    private readonly Counter _bytesIn;
+    private readonly Counter _bytesOut;
+    private readonly Gauge _inFlight;
+    private readonly Gauge _connections;
+    private readonly Counter _switches;
+    private readonly Histogram _switchPause;
+
+    public ProxyMetrics(CollectorRegistry? registry = null)
+    {
+        var factory = Prometheus.Metrics.WithCustomRegistry(registry ?? Prometheus.Metrics.DefaultRegistry);
+        _requests = factory.CreateCounter("switchback_requests_total", "Client requests handled, by API.", "api");
+        _latency = factory.CreateHistogram("switchback_request_duration_seconds", "Time from receiving a client request to its response being queued, by API.",
+            new HistogramConfiguration { LabelNames = ["api"], Buckets = Histogram.ExponentialBuckets(0.0001, 2, 18) });
+        _routed = factory.CreateCounter("switchback_routed_partitions_total", "Partitions routed upstream, by API, family and cluster.", "api", "family", "cluster");
+        _bytesIn = factory.CreateCounter("switchback_client_bytes_received_total", "Bytes of request frames received from clients.");
+        _bytesOut = factory.CreateCounter("switchback_client_bytes_sent_total", "Bytes of response frames sent to clients.");
+        _inFlight = factory.CreateGauge("switchback_requests_in_flight", "Client requests received and not yet answered.");
+        _connections = factory.CreateGauge("switchback_client_connections", "Open client connections.");
+        _switches = factory.CreateCounter("switchback_switches_total", "Switches and rollbacks, by family, action and outcome.", "family", "action", "outcome");
+        _switchPause = factory.CreateHistogram("switchback_switch_pause_seconds", "How long a switch held the family's requests.",
+            new HistogramConfiguration { LabelNames = ["family"], Buckets = Histogram.ExponentialBuckets(0.0005, 2, 16) });
+    }
+
+    public void RequestReceived(int bytes)
+    {
+        _bytesIn.Inc(bytes + 4);
+        _inFlight.Inc();
+    }
+
+    public void RequestAnswered(ApiKey apiKey, TimeSpan elapsed, int responseBytes)
+    {
+        var api = Name(apiKey);
+        _requests.WithLabels(api).Inc();
+        _latency.WithLabels(api).Observe(elapsed.TotalSeconds);
+        _bytesOut.Inc(responseBytes + 4);
+        _inFlight.Dec();
+    }
+
+    public void RequestDropped() => _inFlight.Dec();
+
+    public void Routed(ApiKey apiKey, string family, string cluster, int partitions) =>
+        _routed.WithLabels(Name(apiKey), family, cluster).Inc(partitions);
+
+    public void ConnectionOpened() => _connections.Inc();
+    public void ConnectionClosed() => _connections.Dec();
+
+    public void SwitchCompleted(string family, string action, TimeSpan pause)
+    {
+        _switches.WithLabels(family, action, "ok").Inc();
+        _switchPause.WithLabels(family).Observe(pause.TotalSeconds);
+    }
+
+    public void SwitchFailed(string family, string action) => _switches.WithLabels(family, action, "failed").Inc();
+
+    private static string Name(ApiKey apiKey) => (ushort)apiKey < ApiNames.Length ? ApiNames[(ushort)apiKey] : "Unknown";
+
+    private static string[] BuildApiNames()
+    {
+        var names = new string[100];
+        for (var i = 0; i < names.Length; i++)
+        {
+            names[i] = Enum.IsDefined((ApiKey)i) ? ((ApiKey)i).ToString() : "Unknown";
+        }
+        return names;
+    }
+}

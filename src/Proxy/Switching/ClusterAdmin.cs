@@ -1,0 +1,86 @@
+using Confluent.Kafka;
+using Confluent.Kafka.Admin;
+using Switchback.Proxy.Configuration;
+using Switchback.Proxy.Demo;
+
+namespace Switchback.Proxy.Switching;
+
+/// <summary>
+/// Control-plane calls a switch needs on one cluster (end offsets, committed group offsets, copying offsets),
+/// made with Confluent.Kafka's admin client, created on first use.
+/// </summary>
+public sealed class ClusterAdmin(ClusterConfig cluster) : IDisposable
+{
+    private readonly Lazy<IAdminClient> _admin = new(() =>
+    {
+        LibrdkafkaLoader.EnsureLoaded();
+        return new AdminClientBuilder(new AdminClientConfig
+        {
+            BootstrapServers = string.Join(',', cluster.BootstrapServers.Select(s => $"{s.Host}:{s.Port}")),
+            ClientId = "switchback-admin",
+            SocketTimeoutMs = 10_000,
+        }).SetLogHandler(static (_, _) => { }).Build();
+    });
+
+    public string Name => cluster.Name;
+
+    public async Task<Dictionary<TopicPartition, long>> EndOffsetsAsync(IReadOnlyCollection<TopicPartition> partitions, TimeSpan timeout)
+    {
+        var result = new Dictionary<TopicPartition, long>();
+        if (partitions.Count == 0)
+        {
+            return result;
+        }
+        var offsets = await _admin.Value.ListOffsetsAsync(
+            partitions.Select(p => new TopicPartitionOffsetSpec { TopicPartition = p, OffsetSpec = OffsetSpec.Latest() }),
+            new ListOffsetsOptions { RequestTimeout = timeout }).ConfigureAwait(false);
+        foreach (var info in offsets.ResultInfos)
+        {
+            result[info.TopicPartitionOffsetError.TopicPartition] = info.TopicPartitionOffsetError.Offset.Value;
+        }
+        return result;
+    }
+
+    /// <summary>Committed offsets of a group for the given partitions (partitions without a commit are left out).</summary>
+    public async Task<Dictionary<TopicPartition, long>> CommittedOffsetsAsync(string group, IReadOnlyCollection<TopicPartition> partitions, TimeSpan timeout)
+    {
+        var result = new Dictionary<TopicPartition, long>();
+        if (partitions.Count == 0)
+        {
+            return result;
+        }
+        var groups = await _admin.Value.ListConsumerGroupOffsetsAsync(
+            [new ConsumerGroupTopicPartitions(group, [.. partitions])],
+            new ListConsumerGroupOffsetsOptions { RequestTimeout = timeout }).ConfigureAwait(false);
+        foreach (var entry in groups)
+        {
+            foreach (var partition in entry.Partitions)
+            {
+                if (partition.Error.Code == ErrorCode.NoError && partition.Offset.Value >= 0)
+                {
+                    result[partition.TopicPartition] = partition.Offset.Value;
+                }
+            }
+        }
+        return result;
+    }
+
+    public async Task CommitOffsetsAsync(string group, IReadOnlyDictionary<TopicPartition, long> offsets, TimeSpan timeout)
+    {
+        if (offsets.Count == 0)
+        {
+            return;
+        }
+        await _admin.Value.AlterConsumerGroupOffsetsAsync(
+            [new ConsumerGroupTopicPartitionOffsets(group, [.. offsets.Select(o => new TopicPartitionOffset(o.Key, o.Value))])],
+            new AlterConsumerGroupOffsetsOptions { RequestTimeout = timeout }).ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        if (_admin.IsValueCreated)
+        {
+            _admin.Value.Dispose();
+        }
+    }
+}
