@@ -31,6 +31,8 @@ public sealed partial class SwitchCoordinator : IDisposable
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
     private readonly Dictionary<string, ClusterAdmin> _admins;
     private readonly ReadinessGates _gates;
+    // End offsets of a family's new write cluster when writes moved there: what a rollback leaves behind is measured against them.
+    private readonly Dictionary<string, (string Cluster, Dictionary<TopicPartition, long> Ends)> _writeBaselines = new(StringComparer.Ordinal);
 
     public SwitchCoordinator(ProxyState state, RouteStore store, AuditLog audit, ProxyMetrics metrics, ILogger<SwitchCoordinator> logger)
     {
@@ -109,6 +111,7 @@ public sealed partial class SwitchCoordinator : IDisposable
             var writeMoves = target.Write != current.Route.Write;
             var readMoves = target.Read != current.Route.Read;
             var leftBehind = rollback && writeMoves ? await LeftBehindAsync(request.Family, current.Route.Write, target.Write).ConfigureAwait(false) : null;
+            var baseline = writeMoves ? await EndOffsetsOrNullAsync(request.Family, target.Write).ConfigureAwait(false) : null;
 
             using var deadline = new CancellationTokenSource(request.Timeout);
             var pause = Stopwatch.StartNew();
@@ -135,6 +138,10 @@ public sealed partial class SwitchCoordinator : IDisposable
                 var table = _state.Routes.Current.With(next);
                 _store.Save(table); // durable before anyone sees it
                 _state.Routes.Swap(table);
+                if (baseline is not null)
+                {
+                    _writeBaselines[request.Family] = (target.Write, baseline);
+                }
                 pause.Stop();
                 traffic.Writes.Release();
                 traffic.Commits.Release();
@@ -187,11 +194,35 @@ public sealed partial class SwitchCoordinator : IDisposable
         return copied;
     }
 
-    /// <summary>What a rollback leaves on the cluster it abandons: records beyond the other cluster's end offsets.</summary>
+    private async Task<Dictionary<TopicPartition, long>?> EndOffsetsOrNullAsync(string family, string cluster)
+    {
+        try
+        {
+            var view = await _state.Cluster(cluster).GetViewAsync(CancellationToken.None).ConfigureAwait(false);
+            return await _admins[cluster].EndOffsetsAsync(_gates.FamilyPartitions(family, [view]), TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is UpstreamUnavailableException or KafkaException)
+        {
+            return null; // a forced switch to an unhealthy cluster must not wait for evidence
+        }
+    }
+
+    /// <summary>
+    /// What a rollback leaves on the cluster it abandons: the records written there since writes moved to it (or,
+    /// without that baseline, those beyond the other cluster's end offsets).
+    /// </summary>
     private async Task<object?> LeftBehindAsync(string family, string leaving, string returningTo)
     {
         try
         {
+            if (_writeBaselines.TryGetValue(family, out var baseline) && baseline.Cluster == leaving)
+            {
+                var now = await _admins[leaving].EndOffsetsAsync(baseline.Ends.Keys, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                var written = baseline.Ends
+                    .Select(b => new { topic = b.Key.Topic, partition = b.Key.Partition.Value, records = now.GetValueOrDefault(b.Key, b.Value) - b.Value })
+                    .Where(p => p.records > 0).ToList();
+                return new { cluster = leaving, since = "switch", records = written.Sum(p => p.records), partitions = written };
+            }
             var views = new[] { await _state.Cluster(leaving).RefreshAsync().ConfigureAwait(false), await _state.Cluster(returningTo).RefreshAsync().ConfigureAwait(false) };
             var partitions = _gates.FamilyPartitions(family, views);
             var leavingEnds = await _admins[leaving].EndOffsetsAsync(partitions, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
