@@ -46,11 +46,11 @@ public sealed partial class BrokerListeners(ProxyState state, IConnectionListene
         }
         var bound = ((IPEndPoint)listener.EndPoint).Port;
         LogBound(logger, nodeId, bound);
-        _ = AcceptLoopAsync(listener);
+        _ = AcceptLoopAsync(listener, nodeId);
         return bound;
     }
 
-    private async Task AcceptLoopAsync(IConnectionListener listener)
+    private async Task AcceptLoopAsync(IConnectionListener listener, int nodeId)
     {
         while (!_stopping.IsCancellationRequested)
         {
@@ -71,13 +71,13 @@ public sealed partial class BrokerListeners(ProxyState state, IConnectionListene
             {
                 return;
             }
-            _ = ServeAsync(connection);
+            _ = ServeAsync(connection, nodeId);
         }
     }
 
-    private async Task ServeAsync(ConnectionContext connection)
+    private async Task ServeAsync(ConnectionContext connection, int nodeId)
     {
-        var session = new ClientSession(connection, state, logger);
+        var session = new ClientSession(connection, state, logger, nodeId);
         _sessions[connection.ConnectionId] = session;
         try
         {

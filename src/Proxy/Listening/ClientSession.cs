@@ -25,8 +25,9 @@ public sealed partial class ClientSession
     private readonly Channel<PendingClientResponse> _responses;
     private string _closeReason = "client closed the connection";
 
-    public ClientSession(ConnectionContext connection, ProxyState state, ILogger logger)
+    public ClientSession(ConnectionContext connection, ProxyState state, ILogger logger, int? virtualNodeId = null)
     {
+        VirtualNodeId = virtualNodeId;
         _connection = connection;
         _state = state;
         _logger = logger;
@@ -40,6 +41,9 @@ public sealed partial class ClientSession
     }
 
     public string Id => _connection.ConnectionId;
+
+    /// <summary>The client-visible broker this connection was opened to, or null for the bootstrap address.</summary>
+    public int? VirtualNodeId { get; }
     public UpstreamPool Upstreams { get; }
     public CancellationToken Closed => _connection.ConnectionClosed;
 

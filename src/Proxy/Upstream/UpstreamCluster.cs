@@ -17,6 +17,7 @@ public sealed partial class UpstreamCluster : IAsyncDisposable
 {
     private const string ClientId = "switchback";
     private const short MaxMetadataVersion = 12;
+    private static readonly TimeSpan MinRefreshInterval = TimeSpan.FromMilliseconds(200);
 
     private readonly LimitsConfig _limits;
     private readonly ILogger _logger;
@@ -69,6 +70,11 @@ public sealed partial class UpstreamCluster : IAsyncDisposable
             if (_refresh is { IsCompleted: false } running)
             {
                 return running;
+            }
+            // Many requests naming a missing topic must not turn into a refresh storm.
+            if (_refresh is { IsCompletedSuccessfully: true } recent && DateTimeOffset.UtcNow - recent.Result.FetchedAt < MinRefreshInterval)
+            {
+                return recent;
             }
             return _refresh = Task.Run(FetchViewAsync);
         }

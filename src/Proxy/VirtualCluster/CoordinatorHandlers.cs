@@ -17,6 +17,10 @@ public sealed class CoordinatorHandlers(ProxyState state)
 
     public async ValueTask<Task<PooledFrame>?> RouteAsync(RequestContext context)
     {
+        if (context.ApiKey == ApiKey.ListGroups)
+        {
+            return await ListGroupsAsync(context).ConfigureAwait(false);
+        }
         var routes = context.Routes;
         var timeout = state.Config.Limits.UpstreamRequestTimeout;
         (string Cluster, sbyte KeyType, string? Key) target;
@@ -136,6 +140,10 @@ public sealed class CoordinatorHandlers(ProxyState state)
         try
         {
             var response = await ForwardAsync(context, target, timeout).ConfigureAwait(false);
+            if (response is not null && context.ApiKey == ApiKey.OffsetFetch && context.Version >= 5)
+            {
+                response = HideLeaderEpochsAsync(context, response);
+            }
             if (response is null || (lane is null && endsTransaction is null))
             {
                 lane?.Exit();
@@ -147,6 +155,45 @@ public sealed class CoordinatorHandlers(ProxyState state)
         {
             lane?.Exit();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Committed leader epochs belong to the cluster that recorded them; after a read switch a client validating its
+    /// position with one would see a bogus truncation. The proxy answers without them (as for Metadata).
+    /// </summary>
+    private static async Task<PooledFrame> HideLeaderEpochsAsync(RequestContext context, Task<PooledFrame> response)
+    {
+        var frame = await response.ConfigureAwait(false);
+        OffsetFetchResponse decoded;
+        try
+        {
+            decoded = FrameCodec.DecodeResponse<OffsetFetchResponse>(frame, context.ApiKey, context.Version);
+        }
+        catch (KafkaProtocolException)
+        {
+            return frame; // relay what the broker said, as is
+        }
+        using (frame)
+        {
+            foreach (var topic in decoded.Topics)
+            {
+                foreach (var partition in topic.Partitions)
+                {
+                    partition.CommittedLeaderEpoch = -1;
+                }
+            }
+            foreach (var group in decoded.Groups)
+            {
+                foreach (var topic in group.Topics)
+                {
+                    foreach (var partition in topic.Partitions)
+                    {
+                        partition.CommittedLeaderEpoch = -1;
+                    }
+                }
+            }
+            return context.Respond(decoded);
         }
     }
 
@@ -182,6 +229,43 @@ public sealed class CoordinatorHandlers(ProxyState state)
         }
         return await Forwarding.ForwardAsync(connection, context.Frame.Memory, context.CorrelationId, expectResponse: true,
             timeout, context.Session.Closed).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// ListGroups is per broker: a client asks every broker for the groups it coordinates. The proxy asks the
+    /// upstream broker behind the virtual broker the client addressed, and keeps only the groups whose family reads
+    /// from that broker's cluster (a group seen on the other cluster is not the client's to see).
+    /// </summary>
+    private async ValueTask<Task<PooledFrame>?> ListGroupsAsync(RequestContext context)
+    {
+        var routes = context.Routes;
+        UpstreamCluster cluster;
+        int? node = null;
+        if (context.Session.VirtualNodeId is { } virtualNode && NodeIds.TryFromVirtual(virtualNode, out var ordinal, out var upstreamNode)
+            && ordinal < state.ClustersByOrdinal.Count)
+        {
+            cluster = state.ClustersByOrdinal[ordinal];
+            node = upstreamNode;
+        }
+        else
+        {
+            cluster = state.Cluster(routes.Default.Route.Read);
+        }
+        var view = await cluster.GetViewAsync(context.Session.Closed).ConfigureAwait(false);
+        var connection = node is { } n
+            ? await context.Session.Upstreams.GetAsync(view, n, context.Session.Closed).ConfigureAwait(false)
+            : await context.Session.Upstreams.GetAnyAsync(view, context.Session.Closed).ConfigureAwait(false);
+        var pending = await connection.SendAsync(context.Frame.Memory, expectResponse: true, context.Session.Closed).ConfigureAwait(false);
+        return FilterGroupsAsync(context, pending!, cluster.Name);
+    }
+
+    private async Task<PooledFrame> FilterGroupsAsync(RequestContext context, PendingResponse pending, string clusterName)
+    {
+        using var frame = await pending.WaitAsync(state.Config.Limits.UpstreamRequestTimeout, context.Session.Closed).ConfigureAwait(false);
+        var response = FrameCodec.DecodeResponse<ListGroupsResponse>(frame, context.ApiKey, context.Version);
+        var routes = state.Routes.Current;
+        response.Groups.RemoveAll(g => routes.ForGroup(g.GroupId).Route.Read != clusterName);
+        return context.Respond(response);
     }
 
     private static T? First<T>(List<T>? items) => items is { Count: > 0 } ? items[0] : default;

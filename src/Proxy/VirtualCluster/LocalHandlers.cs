@@ -153,7 +153,9 @@ public sealed class LocalHandlers(ProxyState state)
                 ErrorCode = partition.ErrorCode,
                 PartitionIndex = partition.Index,
                 LeaderId = NodeIds.ToVirtual(view.Ordinal, partition.Leader),
-                LeaderEpoch = partition.LeaderEpoch,
+                // Leader epochs are per cluster; a client comparing epochs across a switch would see a bogus
+                // truncation, so the proxy reports none and clients skip epoch validation.
+                LeaderEpoch = -1,
                 ReplicaNodes = Map(view.Ordinal, partition.Replicas),
                 IsrNodes = Map(view.Ordinal, partition.Isr),
                 OfflineReplicas = Map(view.Ordinal, partition.Offline),

@@ -20,7 +20,28 @@ public sealed class PartitionHandlers(ProxyState state)
     {
         var request = context.Decode<ProduceRequest>();
         // A switch may be holding this family's writes: wait at its gate, then route with the table in force.
-        var lanes = await EnterWriteLanesAsync(context, request).ConfigureAwait(false);
+        List<Switching.FamilyTraffic.Lane> lanes;
+        try
+        {
+            lanes = await EnterWriteLanesAsync(context, request).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // The switch outlived the wait: answer as a busy broker would, the client retries.
+            if (request.Acks == 0)
+            {
+                return null;
+            }
+            var timedOut = new Dictionary<(string, int), ErrorCode>();
+            foreach (var topic in request.TopicData)
+            {
+                foreach (var partition in topic.PartitionData)
+                {
+                    timedOut[(topic.Name, partition.Index)] = ErrorCode.RequestTimedOut;
+                }
+            }
+            return MergeProduceAsync(context, request, [], timedOut);
+        }
         try
         {
             var response = await ProduceCoreAsync(context, request, state.Routes.Current).ConfigureAwait(false);
@@ -147,51 +168,59 @@ public sealed class PartitionHandlers(ProxyState state)
 
     private async Task<PooledFrame> MergeProduceAsync(RequestContext context, ProduceRequest request, List<UpstreamCall> calls, Dictionary<(string, int), ErrorCode> rejected)
     {
-        var results = new Dictionary<(string, int), ProduceResponse.PartitionProduceResponse>();
-        var merged = new ProduceResponse();
-        foreach (var call in calls)
+        try
         {
-            var response = await call.ResponseAsync<ProduceResponse>(context, Timeout).ConfigureAwait(false);
-            if (response is null)
+            var results = new Dictionary<(string, int), ProduceResponse.PartitionProduceResponse>();
+            var merged = new ProduceResponse();
+            foreach (var call in calls)
             {
-                continue;
-            }
-            merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
-            var leadershipChanged = false;
-            foreach (var topic in response.Responses)
-            {
-                foreach (var partition in topic.PartitionResponses)
+                var response = await call.ResponseAsync<ProduceResponse>(context, Timeout).ConfigureAwait(false);
+                if (response is null)
                 {
-                    if (partition.CurrentLeader is { } leader)
+                    continue;
+                }
+                merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
+                var leadershipChanged = false;
+                foreach (var topic in response.Responses)
+                {
+                    foreach (var partition in topic.PartitionResponses)
                     {
-                        leader.LeaderId = NodeIds.ToVirtual(call.View.Ordinal, leader.LeaderId);
+                        if (partition.CurrentLeader is { } leader)
+                        {
+                            leader.LeaderId = NodeIds.ToVirtual(call.View.Ordinal, leader.LeaderId);
+                            leader.LeaderEpoch = -1; // epochs are per cluster (see Metadata)
+                        }
+                        leadershipChanged |= PartitionRouter.IsLeadershipError(partition.ErrorCode);
+                        results[(topic.Name, partition.Index)] = partition;
                     }
-                    leadershipChanged |= PartitionRouter.IsLeadershipError(partition.ErrorCode);
-                    results[(topic.Name, partition.Index)] = partition;
                 }
-            }
-            await UpstreamCall.AddNodeEndpointsAsync(state, call.View, response.NodeEndpoints, merged.NodeEndpoints).ConfigureAwait(false);
-            if (leadershipChanged)
-            {
-                PartitionRouter.LeadershipChanged(state, call.View);
-            }
-        }
-        foreach (var topic in request.TopicData)
-        {
-            var topicResponse = new ProduceResponse.TopicProduceResponse { Name = topic.Name };
-            foreach (var partition in topic.PartitionData)
-            {
-                if (!results.TryGetValue((topic.Name, partition.Index), out var result))
+                await UpstreamCall.AddNodeEndpointsAsync(state, call.View, response.NodeEndpoints, merged.NodeEndpoints).ConfigureAwait(false);
+                if (leadershipChanged)
                 {
-                    // Not answered upstream (unreachable, or no leader): a retriable error makes the client refresh and retry.
-                    var error = rejected.TryGetValue((topic.Name, partition.Index), out var e) ? e : ErrorCode.NotLeaderOrFollower;
-                    result = new ProduceResponse.PartitionProduceResponse { Index = partition.Index, ErrorCode = (short)error, BaseOffset = -1 };
+                    PartitionRouter.LeadershipChanged(state, call.View);
                 }
-                topicResponse.PartitionResponses.Add(result);
             }
-            merged.Responses.Add(topicResponse);
+            foreach (var topic in request.TopicData)
+            {
+                var topicResponse = new ProduceResponse.TopicProduceResponse { Name = topic.Name };
+                foreach (var partition in topic.PartitionData)
+                {
+                    if (!results.TryGetValue((topic.Name, partition.Index), out var result))
+                    {
+                        // Not answered upstream (unreachable, or no leader): a retriable error makes the client refresh and retry.
+                        var error = rejected.TryGetValue((topic.Name, partition.Index), out var e) ? e : ErrorCode.NotLeaderOrFollower;
+                        result = new ProduceResponse.PartitionProduceResponse { Index = partition.Index, ErrorCode = (short)error, BaseOffset = -1 };
+                    }
+                    topicResponse.PartitionResponses.Add(result);
+                }
+                merged.Responses.Add(topicResponse);
+            }
+            return context.Respond(merged);
         }
-        return context.Respond(merged);
+        finally
+        {
+            UpstreamCall.DisposeAll(calls);
+        }
     }
 
     // ---------------------------------------------------------------- Fetch
@@ -246,6 +275,9 @@ public sealed class PartitionHandlers(ProxyState state)
                     var upstreamId = usesIds && target.View!.Topics.TryGetValue(name, out var view) ? view.Id : Guid.Empty;
                     subTopics.Add(new FetchRequest.FetchTopic { Topic = name, TopicId = upstreamId });
                 }
+                // Epochs are per cluster and hidden from clients (see Metadata): never let a stale one fence a fetch.
+                partition.CurrentLeaderEpoch = -1;
+                partition.LastFetchedEpoch = -1;
                 subTopics[^1].Partitions.Add(partition);
             }
         }
@@ -274,78 +306,86 @@ public sealed class PartitionHandlers(ProxyState state)
     private async Task<PooledFrame> MergeFetchAsync(RequestContext context, FetchRequest request, string?[] names,
         List<UpstreamCall> calls, Dictionary<(string, int), ErrorCode> rejected, TimeSpan timeout)
     {
-        var results = new Dictionary<(string, int), FetchResponse.PartitionData>();
-        var merged = new FetchResponse { SessionId = 0 };
-        foreach (var call in calls)
+        try
         {
-            var response = await call.ResponseAsync<FetchResponse>(context, timeout).ConfigureAwait(false);
-            if (response is null)
+            var results = new Dictionary<(string, int), FetchResponse.PartitionData>();
+            var merged = new FetchResponse { SessionId = 0 };
+            foreach (var call in calls)
             {
-                continue;
-            }
-            merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
-            var leadershipChanged = false;
-            foreach (var topic in response.Responses)
-            {
-                var name = context.Version >= 13
-                    ? (call.View.TopicsById.TryGetValue(topic.TopicId, out var view) ? view.Name : null)
-                    : topic.Topic;
-                if (name is null)
+                var response = await call.ResponseAsync<FetchResponse>(context, timeout).ConfigureAwait(false);
+                if (response is null)
                 {
                     continue;
                 }
+                merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
+                var leadershipChanged = false;
+                foreach (var topic in response.Responses)
+                {
+                    var name = context.Version >= 13
+                        ? (call.View.TopicsById.TryGetValue(topic.TopicId, out var view) ? view.Name : null)
+                        : topic.Topic;
+                    if (name is null)
+                    {
+                        continue;
+                    }
+                    foreach (var partition in topic.Partitions)
+                    {
+                        if (partition.CurrentLeader is { } leader)
+                        {
+                            leader.LeaderId = NodeIds.ToVirtual(call.View.Ordinal, leader.LeaderId);
+                            leader.LeaderEpoch = -1; // epochs are per cluster (see Metadata)
+                        }
+                        if (partition.PreferredReadReplica >= 0)
+                        {
+                            partition.PreferredReadReplica = NodeIds.ToVirtual(call.View.Ordinal, partition.PreferredReadReplica);
+                        }
+                        leadershipChanged |= PartitionRouter.IsLeadershipError(partition.ErrorCode);
+                        results[(name, partition.PartitionIndex)] = partition;
+                    }
+                }
+                if (response.ErrorCode != 0 && merged.ErrorCode == 0)
+                {
+                    merged.ErrorCode = response.ErrorCode;
+                }
+                await UpstreamCall.AddNodeEndpointsAsync(state, call.View, response.NodeEndpoints, merged.NodeEndpoints).ConfigureAwait(false);
+                if (leadershipChanged)
+                {
+                    PartitionRouter.LeadershipChanged(state, call.View);
+                }
+            }
+            for (var t = 0; t < request.Topics.Count; t++)
+            {
+                var topic = request.Topics[t];
+                var name = names[t];
+                var topicResponse = new FetchResponse.FetchableTopicResponse
+                {
+                    Topic = name ?? topic.Topic,
+                    TopicId = topic.TopicId, // the client's (proxy) id, whatever the upstream's
+                };
                 foreach (var partition in topic.Partitions)
                 {
-                    if (partition.CurrentLeader is { } leader)
+                    if (name is null || !results.TryGetValue((name, partition.Partition), out var result))
                     {
-                        leader.LeaderId = NodeIds.ToVirtual(call.View.Ordinal, leader.LeaderId);
+                        var error = name is null ? ErrorCode.UnknownTopicId
+                            : rejected.TryGetValue((name, partition.Partition), out var e) ? e : ErrorCode.NotLeaderOrFollower;
+                        result = new FetchResponse.PartitionData
+                        {
+                            PartitionIndex = partition.Partition,
+                            ErrorCode = (short)error,
+                            HighWatermark = -1,
+                            Records = null,
+                        };
                     }
-                    if (partition.PreferredReadReplica >= 0)
-                    {
-                        partition.PreferredReadReplica = NodeIds.ToVirtual(call.View.Ordinal, partition.PreferredReadReplica);
-                    }
-                    leadershipChanged |= PartitionRouter.IsLeadershipError(partition.ErrorCode);
-                    results[(name, partition.PartitionIndex)] = partition;
+                    topicResponse.Partitions.Add(result);
                 }
+                merged.Responses.Add(topicResponse);
             }
-            if (response.ErrorCode != 0 && merged.ErrorCode == 0)
-            {
-                merged.ErrorCode = response.ErrorCode;
-            }
-            await UpstreamCall.AddNodeEndpointsAsync(state, call.View, response.NodeEndpoints, merged.NodeEndpoints).ConfigureAwait(false);
-            if (leadershipChanged)
-            {
-                PartitionRouter.LeadershipChanged(state, call.View);
-            }
+            return context.Respond(merged);
         }
-        for (var t = 0; t < request.Topics.Count; t++)
+        finally
         {
-            var topic = request.Topics[t];
-            var name = names[t];
-            var topicResponse = new FetchResponse.FetchableTopicResponse
-            {
-                Topic = name ?? topic.Topic,
-                TopicId = topic.TopicId, // the client's (proxy) id, whatever the upstream's
-            };
-            foreach (var partition in topic.Partitions)
-            {
-                if (name is null || !results.TryGetValue((name, partition.Partition), out var result))
-                {
-                    var error = name is null ? ErrorCode.UnknownTopicId
-                        : rejected.TryGetValue((name, partition.Partition), out var e) ? e : ErrorCode.NotLeaderOrFollower;
-                    result = new FetchResponse.PartitionData
-                    {
-                        PartitionIndex = partition.Partition,
-                        ErrorCode = (short)error,
-                        HighWatermark = -1,
-                        Records = null,
-                    };
-                }
-                topicResponse.Partitions.Add(result);
-            }
-            merged.Responses.Add(topicResponse);
+            UpstreamCall.DisposeAll(calls);
         }
-        return context.Respond(merged);
     }
 
     private IEnumerable<string> KnownTopicNames()
@@ -395,6 +435,7 @@ public sealed class PartitionHandlers(ProxyState state)
                 {
                     entry.Sub.Topics.Add(new ListOffsetsRequest.ListOffsetsTopic { Name = topic.Name });
                 }
+                partition.CurrentLeaderEpoch = -1;
                 entry.Sub.Topics[^1].Partitions.Add(partition);
             }
         }
@@ -407,43 +448,51 @@ public sealed class PartitionHandlers(ProxyState state)
 
     private async Task<PooledFrame> MergeListOffsetsAsync(RequestContext context, ListOffsetsRequest request, List<UpstreamCall> calls, Dictionary<(string, int), ErrorCode> rejected)
     {
-        var results = new Dictionary<(string, int), ListOffsetsResponse.ListOffsetsPartitionResponse>();
-        var merged = new ListOffsetsResponse();
-        foreach (var call in calls)
+        try
         {
-            var response = await call.ResponseAsync<ListOffsetsResponse>(context, Timeout).ConfigureAwait(false);
-            if (response is null)
+            var results = new Dictionary<(string, int), ListOffsetsResponse.ListOffsetsPartitionResponse>();
+            var merged = new ListOffsetsResponse();
+            foreach (var call in calls)
             {
-                continue;
+                var response = await call.ResponseAsync<ListOffsetsResponse>(context, Timeout).ConfigureAwait(false);
+                if (response is null)
+                {
+                    continue;
+                }
+                merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
+                foreach (var topic in response.Topics)
+                {
+                    foreach (var partition in topic.Partitions)
+                    {
+                        if (PartitionRouter.IsLeadershipError(partition.ErrorCode))
+                        {
+                            PartitionRouter.LeadershipChanged(state, call.View);
+                        }
+                        partition.LeaderEpoch = -1;
+                        results[(topic.Name, partition.PartitionIndex)] = partition;
+                    }
+                }
             }
-            merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
-            foreach (var topic in response.Topics)
+            foreach (var topic in request.Topics)
             {
+                var topicResponse = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = topic.Name };
                 foreach (var partition in topic.Partitions)
                 {
-                    if (PartitionRouter.IsLeadershipError(partition.ErrorCode))
+                    if (!results.TryGetValue((topic.Name, partition.PartitionIndex), out var result))
                     {
-                        PartitionRouter.LeadershipChanged(state, call.View);
+                        var error = rejected.TryGetValue((topic.Name, partition.PartitionIndex), out var e) ? e : ErrorCode.NotLeaderOrFollower;
+                        result = new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = partition.PartitionIndex, ErrorCode = (short)error };
                     }
-                    results[(topic.Name, partition.PartitionIndex)] = partition;
+                    topicResponse.Partitions.Add(result);
                 }
+                merged.Topics.Add(topicResponse);
             }
+            return context.Respond(merged);
         }
-        foreach (var topic in request.Topics)
+        finally
         {
-            var topicResponse = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = topic.Name };
-            foreach (var partition in topic.Partitions)
-            {
-                if (!results.TryGetValue((topic.Name, partition.PartitionIndex), out var result))
-                {
-                    var error = rejected.TryGetValue((topic.Name, partition.PartitionIndex), out var e) ? e : ErrorCode.NotLeaderOrFollower;
-                    result = new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = partition.PartitionIndex, ErrorCode = (short)error };
-                }
-                topicResponse.Partitions.Add(result);
-            }
-            merged.Topics.Add(topicResponse);
+            UpstreamCall.DisposeAll(calls);
         }
-        return context.Respond(merged);
     }
 
     // ---------------------------------------------------------------- OffsetForLeaderEpoch
@@ -486,38 +535,45 @@ public sealed class PartitionHandlers(ProxyState state)
 
     private async Task<PooledFrame> MergeOffsetForLeaderEpochAsync(RequestContext context, OffsetForLeaderEpochRequest request, List<UpstreamCall> calls, Dictionary<(string, int), ErrorCode> rejected)
     {
-        var results = new Dictionary<(string, int), OffsetForLeaderEpochResponse.EpochEndOffset>();
-        var merged = new OffsetForLeaderEpochResponse();
-        foreach (var call in calls)
+        try
         {
-            var response = await call.ResponseAsync<OffsetForLeaderEpochResponse>(context, Timeout).ConfigureAwait(false);
-            if (response is null)
+            var results = new Dictionary<(string, int), OffsetForLeaderEpochResponse.EpochEndOffset>();
+            var merged = new OffsetForLeaderEpochResponse();
+            foreach (var call in calls)
             {
-                continue;
+                var response = await call.ResponseAsync<OffsetForLeaderEpochResponse>(context, Timeout).ConfigureAwait(false);
+                if (response is null)
+                {
+                    continue;
+                }
+                merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
+                foreach (var topic in response.Topics)
+                {
+                    foreach (var partition in topic.Partitions)
+                    {
+                        results[(topic.Topic, partition.Partition)] = partition;
+                    }
+                }
             }
-            merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
-            foreach (var topic in response.Topics)
+            foreach (var topic in request.Topics)
             {
+                var topicResponse = new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult { Topic = topic.Topic };
                 foreach (var partition in topic.Partitions)
                 {
-                    results[(topic.Topic, partition.Partition)] = partition;
+                    if (!results.TryGetValue((topic.Topic, partition.Partition), out var result))
+                    {
+                        var error = rejected.TryGetValue((topic.Topic, partition.Partition), out var e) ? e : ErrorCode.NotLeaderOrFollower;
+                        result = new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = partition.Partition, ErrorCode = (short)error };
+                    }
+                    topicResponse.Partitions.Add(result);
                 }
+                merged.Topics.Add(topicResponse);
             }
+            return context.Respond(merged);
         }
-        foreach (var topic in request.Topics)
+        finally
         {
-            var topicResponse = new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult { Topic = topic.Topic };
-            foreach (var partition in topic.Partitions)
-            {
-                if (!results.TryGetValue((topic.Topic, partition.Partition), out var result))
-                {
-                    var error = rejected.TryGetValue((topic.Topic, partition.Partition), out var e) ? e : ErrorCode.NotLeaderOrFollower;
-                    result = new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = partition.Partition, ErrorCode = (short)error };
-                }
-                topicResponse.Partitions.Add(result);
-            }
-            merged.Topics.Add(topicResponse);
+            UpstreamCall.DisposeAll(calls);
         }
-        return context.Respond(merged);
     }
 }

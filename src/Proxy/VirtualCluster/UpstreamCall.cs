@@ -5,8 +5,10 @@ using Switchback.Proxy.Upstream;
 namespace Switchback.Proxy.VirtualCluster;
 
 /// <summary>One sub-request sent to one upstream broker on behalf of a client request; failures are kept, not thrown, so the other parts still answer.</summary>
-public sealed class UpstreamCall(ClusterView view, int leader)
+public sealed class UpstreamCall(ClusterView view, int leader) : IDisposable
 {
+    private PooledFrame? _response;
+
     public ClusterView View { get; } = view;
     public int Leader { get; } = leader;
     public PendingResponse? Pending { get; private set; }
@@ -40,13 +42,25 @@ public sealed class UpstreamCall(ClusterView view, int leader)
         }
         try
         {
-            using var frame = await Pending.WaitAsync(timeout, context.Session.Closed).ConfigureAwait(false);
-            return FrameCodec.DecodeResponse<T>(frame, context.ApiKey, context.Version);
+            // The decoded message slices the frame (records are never copied), so the frame lives until Dispose.
+            _response = await Pending.WaitAsync(timeout, context.Session.Closed).ConfigureAwait(false);
+            return FrameCodec.DecodeResponse<T>(_response, context.ApiKey, context.Version);
         }
         catch (UpstreamUnavailableException e)
         {
             Failure = e;
             return null;
+        }
+    }
+
+    public void Dispose() => Interlocked.Exchange(ref _response, null)?.Dispose();
+
+    /// <summary>Releases the response frames of all calls once their merged answer has been encoded.</summary>
+    public static void DisposeAll(List<UpstreamCall> calls)
+    {
+        foreach (var call in calls)
+        {
+            call.Dispose();
         }
     }
 
