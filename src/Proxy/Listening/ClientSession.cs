@@ -82,6 +82,11 @@ public sealed partial class ClientSession
         {
             _closeReason = "connection aborted";
         }
+        catch (Exception e) when (e is UpstreamUnavailableException or CoordinatorUnavailableException)
+        {
+            // No broker-style error answer exists for this request; closing is what a failed broker looks like.
+            _closeReason = $"upstream unavailable: {e.Message}";
+        }
         catch (Exception e)
         {
             _closeReason = $"internal error: {e.GetType().Name}: {e.Message}";

@@ -45,7 +45,7 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
 
     public static async ValueTask<UpstreamConnection> ConnectAsync(DnsEndPoint endPoint, string description, TimeSpan timeout, ILogger logger, CancellationToken cancellationToken)
     {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutSource.CancelAfter(timeout);
         try

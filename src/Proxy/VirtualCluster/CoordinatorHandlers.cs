@@ -139,7 +139,28 @@ public sealed class CoordinatorHandlers(ProxyState state)
         }
         try
         {
-            var response = await ForwardAsync(context, target, timeout).ConfigureAwait(false);
+            Task<PooledFrame>? response;
+            try
+            {
+                response = await ForwardAsync(context, target, timeout).ConfigureAwait(false);
+                if (response is not null && ErrorResponses.WithoutRequest(context.ApiKey, ErrorCode.CoordinatorNotAvailable) is not null)
+                {
+                    response = CoordinatorLostAsync(context, response, target);
+                }
+            }
+            catch (Exception e) when (e is UpstreamUnavailableException or CoordinatorUnavailableException)
+            {
+                if (target.Key is { } key)
+                {
+                    state.Cluster(target.Cluster).ForgetCoordinator(target.KeyType, key);
+                }
+                var error = ErrorResponses.ForRequest(context, ErrorCode.CoordinatorNotAvailable);
+                if (error is null)
+                {
+                    throw;
+                }
+                response = Task.FromResult(context.Respond(error));
+            }
             if (response is not null && context.ApiKey == ApiKey.OffsetFetch && context.Version >= 5)
             {
                 response = HideLeaderEpochsAsync(context, response);
@@ -194,6 +215,23 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 }
             }
             return context.Respond(decoded);
+        }
+    }
+
+    /// <summary>The coordinator's connection dropped before it answered: tell the client to find it again.</summary>
+    private async Task<PooledFrame> CoordinatorLostAsync(RequestContext context, Task<PooledFrame> response, (string Cluster, sbyte KeyType, string? Key) target)
+    {
+        try
+        {
+            return await response.ConfigureAwait(false);
+        }
+        catch (UpstreamUnavailableException)
+        {
+            if (target.Key is { } key)
+            {
+                state.Cluster(target.Cluster).ForgetCoordinator(target.KeyType, key);
+            }
+            return context.Respond(ErrorResponses.WithoutRequest(context.ApiKey, ErrorCode.CoordinatorNotAvailable)!);
         }
     }
 
