@@ -26,6 +26,7 @@ public enum ErrorCode : short
     InvalidRequest = 42,
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
+    ConcurrentTransactions = 51,
     TransactionalIdAuthorizationFailed = 53,
     SaslAuthenticationFailed = 58,
     UnknownProducerId = 59,

@@ -61,7 +61,7 @@ public sealed class ProducerIdMapper(ProxyState state)
     }
 
     /// <summary>Sequence numbers wrap from int.MaxValue to 0.</summary>
-    private static int Rebase(int sequence, int baseSequence) => (int)(((long)sequence - baseSequence + int.MaxValue + 1L) % (int.MaxValue + 1L));
+    internal static int Rebase(int sequence, int baseSequence) => (int)(((long)sequence - baseSequence + int.MaxValue + 1L) % (int.MaxValue + 1L));
 
     /// <summary>Where one partition's batches of one producer currently go.</summary>
     private sealed record Segment(string Cluster, long WriteEpoch, bool IsIdentity, long UpstreamProducerId, short UpstreamEpoch, int BaseSequence);

@@ -176,6 +176,39 @@ public sealed partial class UpstreamCluster : IAsyncDisposable
         return (response.ProducerId, response.ProducerEpoch);
     }
 
+    /// <summary>A fresh producer id for a transactional id, from its transaction coordinator on this cluster.</summary>
+    public async ValueTask<(long ProducerId, short Epoch)> InitTransactionalProducerIdAsync(string transactionalId, int transactionTimeoutMs, CancellationToken cancellationToken)
+    {
+        var view = View ?? await RefreshAsync().ConfigureAwait(false);
+        var version = view.ApiVersions.TryGetValue((short)ApiKey.InitProducerId, out var range) ? Math.Min(range.Max, (short)2) : (short)0;
+        for (var attempt = 0; ; attempt++)
+        {
+            var node = await FindCoordinatorAsync(1, transactionalId, cancellationToken, refresh: attempt > 0).ConfigureAwait(false);
+            if (!view.BrokersById.TryGetValue(node, out var broker))
+            {
+                view = await RefreshAsync().ConfigureAwait(false);
+                broker = view.BrokersById.GetValueOrDefault(node) ?? throw new UpstreamUnavailableException($"Coordinator {node} of '{transactionalId}' is not in cluster '{Name}'.");
+            }
+            await using var connection = await UpstreamConnection.ConnectAsync(new DnsEndPoint(broker.Host, broker.Port), $"{Name}/{node} (txn)",
+                _limits.UpstreamConnectTimeout, _logger, cancellationToken).ConfigureAwait(false);
+            using var frame = FrameCodec.EncodeRequest(ApiKey.InitProducerId, version, 0, ClientId,
+                new InitProducerIdRequest { TransactionalId = transactionalId, TransactionTimeoutMs = transactionTimeoutMs, ProducerId = -1, ProducerEpoch = -1 });
+            var pending = await connection.SendAsync(frame.Memory, expectResponse: true, cancellationToken).ConfigureAwait(false);
+            using var responseFrame = await pending!.WaitAsync(_limits.UpstreamRequestTimeout, cancellationToken).ConfigureAwait(false);
+            var response = FrameCodec.DecodeResponse<InitProducerIdResponse>(responseFrame, ApiKey.InitProducerId, version);
+            var error = (Protocol.ErrorCode)response.ErrorCode;
+            if (error == Protocol.ErrorCode.None)
+            {
+                return (response.ProducerId, response.ProducerEpoch);
+            }
+            if (attempt >= 5 || error is not (Protocol.ErrorCode.NotCoordinator or Protocol.ErrorCode.CoordinatorNotAvailable or Protocol.ErrorCode.CoordinatorLoadInProgress or Protocol.ErrorCode.ConcurrentTransactions))
+            {
+                throw new UpstreamUnavailableException($"Cluster '{Name}' refused a producer id for '{transactionalId}' (error {response.ErrorCode}).");
+            }
+            await Task.Delay(100 * (attempt + 1), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     public void ForgetCoordinator(sbyte keyType, string key) => _coordinators.TryRemove((keyType, key), out _);
 
     private async Task<T> SendControlAsync<T>(ApiKey apiKey, short version, IKafkaMessage request) where T : IKafkaMessage, new()

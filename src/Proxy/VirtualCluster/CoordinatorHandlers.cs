@@ -142,7 +142,15 @@ public sealed class CoordinatorHandlers(ProxyState state)
             Task<PooledFrame>? response;
             try
             {
-                response = await ForwardAsync(context, target, timeout).ConfigureAwait(false);
+                using var mapped = target.KeyType == TransactionKey && target.Key is { } transactionalId
+                    ? await MapTransactionalAsync(context, transactionalId).ConfigureAwait(false)
+                    : null;
+                response = await ForwardAsync(context, target, timeout, mapped?.Memory ?? context.Frame.Memory).ConfigureAwait(false);
+                if (response is not null && context.ApiKey == ApiKey.InitProducerId && target.Key is { } initialized)
+                {
+                    var initRequest = context.Decode<InitProducerIdRequest>();
+                    response = RecordInitializedAsync(context, response, initialized, initRequest.TransactionTimeoutMs);
+                }
                 if (response is not null && ErrorResponses.WithoutRequest(context.ApiKey, ErrorCode.CoordinatorNotAvailable) is not null)
                 {
                     response = CoordinatorLostAsync(context, response, target);
@@ -251,7 +259,72 @@ public sealed class CoordinatorHandlers(ProxyState state)
         }
     }
 
-    private async ValueTask<Task<PooledFrame>?> ForwardAsync(RequestContext context, (string Cluster, sbyte KeyType, string? Key) target, TimeSpan timeout)
+    /// <summary>
+    /// After a write switch, a transactional id's requests carry the producer id its client got from the old cluster;
+    /// re-encode them with the id the proxy initialised on the new one (see <see cref="Switching.TransactionalProducers"/>).
+    /// Null when no mapping applies and the client's bytes go as they are.
+    /// </summary>
+    private async ValueTask<PooledFrame?> MapTransactionalAsync(RequestContext context, string transactionalId)
+    {
+        var route = state.Routes.Current.ForTransactionalId(transactionalId);
+        var starts = context.ApiKey is ApiKey.AddPartitionsToTxn or ApiKey.AddOffsetsToTxn;
+        if (context.ApiKey is not (ApiKey.AddPartitionsToTxn or ApiKey.AddOffsetsToTxn or ApiKey.EndTxn or ApiKey.TxnOffsetCommit)
+            || (context.ApiKey == ApiKey.AddPartitionsToTxn && context.Version >= 4)
+            || await state.Transactions.MappingForAsync(transactionalId, route, starts, context.Session.Closed).ConfigureAwait(false) is not { } mapping)
+        {
+            return null;
+        }
+        IKafkaMessage rewritten;
+        switch (context.ApiKey)
+        {
+            case ApiKey.AddPartitionsToTxn:
+                var add = context.Decode<AddPartitionsToTxnRequest>();
+                add.V3AndBelowProducerId = mapping.ProducerId;
+                add.V3AndBelowProducerEpoch = mapping.Epoch;
+                rewritten = add;
+                break;
+            case ApiKey.AddOffsetsToTxn:
+                var offsets = context.Decode<AddOffsetsToTxnRequest>();
+                offsets.ProducerId = mapping.ProducerId;
+                offsets.ProducerEpoch = mapping.Epoch;
+                rewritten = offsets;
+                break;
+            case ApiKey.EndTxn:
+                var end = context.Decode<EndTxnRequest>();
+                end.ProducerId = mapping.ProducerId;
+                end.ProducerEpoch = mapping.Epoch;
+                rewritten = end;
+                break;
+            default:
+                var commit = context.Decode<TxnOffsetCommitRequest>();
+                commit.ProducerId = mapping.ProducerId;
+                commit.ProducerEpoch = mapping.Epoch;
+                rewritten = commit;
+                break;
+        }
+        return FrameCodec.EncodeRequest(context.ApiKey, context.Version, context.CorrelationId, context.Header.ClientId, rewritten);
+    }
+
+    /// <summary>A client initialised a transactional id: its producer id is the current write cluster's own from now on.</summary>
+    private async Task<PooledFrame> RecordInitializedAsync(RequestContext context, Task<PooledFrame> response, string transactionalId, int transactionTimeoutMs)
+    {
+        var frame = await response.ConfigureAwait(false);
+        try
+        {
+            var decoded = FrameCodec.DecodeResponse<InitProducerIdResponse>(frame, context.ApiKey, context.Version);
+            if (decoded.ErrorCode == 0)
+            {
+                state.Transactions.Initialized(transactionalId, state.Routes.Current.ForTransactionalId(transactionalId), transactionTimeoutMs);
+            }
+        }
+        catch (KafkaProtocolException)
+        {
+            // Relayed as the broker sent it.
+        }
+        return frame;
+    }
+
+    private async ValueTask<Task<PooledFrame>?> ForwardAsync(RequestContext context, (string Cluster, sbyte KeyType, string? Key) target, TimeSpan timeout, ReadOnlyMemory<byte> frame)
     {
         var cluster = state.Cluster(target.Cluster);
         var view = await cluster.GetViewAsync(context.Session.Closed).ConfigureAwait(false);
@@ -265,7 +338,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
         {
             connection = await context.Session.Upstreams.GetAnyAsync(view, context.Session.Closed).ConfigureAwait(false);
         }
-        return await Forwarding.ForwardAsync(connection, context.Frame.Memory, context.CorrelationId, expectResponse: true,
+        return await Forwarding.ForwardAsync(connection, frame, context.CorrelationId, expectResponse: true,
             timeout, context.Session.Closed).ConfigureAwait(false);
     }
 

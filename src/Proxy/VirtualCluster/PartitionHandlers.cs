@@ -124,9 +124,17 @@ public sealed class PartitionHandlers(ProxyState state)
                     rejected[(topic.Name, partition.Index)] = target.Error;
                     continue;
                 }
-                if (request.TransactionalId is null && partition.Records is { } records)
+                if (partition.Records is { } records)
                 {
-                    await state.Producers.MapAsync(family, topic.Name, partition.Index, records, context.Session.Closed).ConfigureAwait(false);
+                    if (request.TransactionalId is null)
+                    {
+                        await state.Producers.MapAsync(family, topic.Name, partition.Index, records, context.Session.Closed).ConfigureAwait(false);
+                    }
+                    else if (await state.Transactions.MappingForAsync(request.TransactionalId, routes.ForTransactionalId(request.TransactionalId),
+                        mayCreate: false, context.Session.Closed).ConfigureAwait(false) is { } mapping && mapping.Cluster == cluster)
+                    {
+                        Switching.TransactionalProducers.Rewrite(mapping, topic.Name, partition.Index, records);
+                    }
                 }
                 if (!calls.TryGetValue(target.Key, out var entry))
                 {

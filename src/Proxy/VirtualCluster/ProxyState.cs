@@ -18,6 +18,7 @@ public sealed class ProxyState : IAsyncDisposable
         Metrics = metrics;
         Traffic = new TrafficRegistry(config.Families.Select(f => f.Name).Append(FamilyRoute.DefaultFamilyName));
         Producers = new ProducerIdMapper(this);
+        Transactions = new TransactionalProducers(this);
         Config = config;
         Routes = routes;
         AdvertisedPort = config.AdvertisedPort;
@@ -35,6 +36,9 @@ public sealed class ProxyState : IAsyncDisposable
 
     /// <summary>Idempotent producer ids and sequences mapped across write switches.</summary>
     public ProducerIdMapper Producers { get; }
+
+    /// <summary>Transactional producer ids mapped across write switches.</summary>
+    public TransactionalProducers Transactions { get; }
 
     /// <summary>The port handed to clients for every broker: the listener's, known once it is bound.</summary>
     public int AdvertisedPort { get; set; }
