@@ -338,6 +338,10 @@ public sealed class CoordinatorHandlers(ProxyState state)
         {
             connection = await context.Session.Upstreams.GetAnyAsync(view, context.Session.Closed).ConfigureAwait(false);
         }
+        if (context.ApiKey == ApiKey.ConsumerGroupHeartbeat)
+        {
+            return await ConsumerGroupHeartbeatTopicIds.ForwardAsync(state, context, cluster, view, connection, timeout).ConfigureAwait(false);
+        }
         return await Forwarding.ForwardAsync(connection, frame, context.CorrelationId, expectResponse: true,
             timeout, context.Session.Closed).ConfigureAwait(false);
     }
