@@ -1,16 +1,16 @@
+using System.Buffers.Binary;
 using System.Collections;
 using System.Net;
+using System.Net.Sockets;
 using System.Reflection;
 using System.Text;
 using Confluent.Kafka;
-using System.Buffers.Binary;
-using System.Net.Sockets;
-using Switchback.Proxy.Upstream;
 using Microsoft.Extensions.DependencyInjection;
 using Switchback.Protocol;
 using Switchback.Protocol.Messages;
 using Switchback.Proxy.Hosting;
 using Switchback.Proxy.Listening;
+using Switchback.Proxy.Upstream;
 using Switchback.Proxy.VirtualCluster;
 using Xunit;
 
