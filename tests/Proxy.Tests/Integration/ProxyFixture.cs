@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Confluent.Kafka;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -16,6 +17,8 @@ public sealed class ProxyFixture : IAsyncLifetime
 {
     public const int Partitions = 3;
 
+    private readonly ConcurrentBag<string> _stateDirectories = [];
+
     public MockKafkaCluster Source { get; } = MockKafkaCluster.Start(3);
     public MockKafkaCluster Target { get; } = MockKafkaCluster.Start(3);
     public CapturingLoggerProvider Logs { get; } = new();
@@ -32,6 +35,10 @@ public sealed class ProxyFixture : IAsyncLifetime
         await Proxy.DisposeAsync();
         Source.Dispose();
         Target.Dispose();
+        foreach (var directory in _stateDirectories.Where(Directory.Exists))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     /// <summary>Starts another proxy in front of the same clusters, with settings overridden or added.</summary>
@@ -40,7 +47,9 @@ public sealed class ProxyFixture : IAsyncLifetime
         var settings = DemoRunner.DemoSettings(Source.BootstrapServers, Target.BootstrapServers);
         settings["Switchback:Listener:Bind"] = "127.0.0.1:0";
         settings["Switchback:Admin:Bind"] = "127.0.0.1:0";
-        settings["Switchback:StateDirectory"] = Path.Combine(Path.GetTempPath(), $"switchback-itest-{Guid.NewGuid():N}");
+        var stateDirectory = Path.Combine(Path.GetTempPath(), $"switchback-itest-{Guid.NewGuid():N}");
+        _stateDirectories.Add(stateDirectory);
+        settings["Switchback:StateDirectory"] = stateDirectory;
         settings["Switchback:Limits:MetadataRefreshIntervalMs"] = "2000";
         settings["Switchback:Limits:UpstreamConnectTimeoutMs"] = "1000";
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
