@@ -19,7 +19,12 @@ public sealed partial class DemoCommandTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in new[] { executable, "demo", "--Switchback:Listener:Bind=127.0.0.1:0", "--Switchback:Admin:Bind=127.0.0.1:0" })
+        var stateDirectory = Path.Combine(Path.GetTempPath(), $"switchback-itest-demo-{Guid.NewGuid():N}");
+        foreach (var argument in new[]
+        {
+            executable, "demo", "--Switchback:Listener:Bind=127.0.0.1:0", "--Switchback:Admin:Bind=127.0.0.1:0",
+            $"--Switchback:StateDirectory={stateDirectory}",
+        })
         {
             start.ArgumentList.Add(argument);
         }
@@ -68,6 +73,10 @@ public sealed partial class DemoCommandTests
             }
             await process.WaitForExitAsync();
             _ = await errors;
+            if (Directory.Exists(stateDirectory))
+            {
+                Directory.Delete(stateDirectory, recursive: true);
+            }
         }
     }
 
