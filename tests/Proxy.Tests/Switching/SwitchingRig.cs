@@ -1,0 +1,228 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Confluent.Kafka;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Switchback.Proxy.Demo;
+using Switchback.Proxy.Hosting;
+using Xunit;
+
+namespace Switchback.Proxy.Tests.Switching;
+
+/// <summary>One record as read back directly from a cluster.</summary>
+public sealed record StoredRecord(string Cluster, int Partition, long Offset, string Key, string Value);
+
+/// <summary>An admin API answer: status and parsed JSON body.</summary>
+public sealed record AdminAnswer(HttpStatusCode Status, JsonElement Body)
+{
+    public override string ToString() => $"{(int)Status} {Body}";
+}
+
+/// <summary>
+/// Two in-process mock clusters (<c>source</c>, <c>target</c>) with the same topics, and a proxy in front of them
+/// with the family <c>orders</c> (topics <c>orders.*</c>, groups and transactional ids <c>orders-*</c>) on
+/// <c>source</c>. Each rig has its own state directory, so restarts keep routes and the audit log.
+/// </summary>
+public sealed class SwitchingRig : IAsyncDisposable
+{
+    public const string Family = "orders";
+    public const string Topic = "orders.events";
+
+    private readonly string? _token;
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
+
+    private SwitchingRig(int partitions, string? token)
+    {
+        _token = token;
+        Partitions = partitions;
+        Source = MockKafkaCluster.Start(3);
+        Target = MockKafkaCluster.Start(3);
+        foreach (var cluster in new[] { Source, Target })
+        {
+            cluster.CreateTopic(Topic, partitions);
+        }
+        StateDirectory = Path.Combine(Path.GetTempPath(), $"switchback-switching-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(StateDirectory);
+    }
+
+    public MockKafkaCluster Source { get; }
+    public MockKafkaCluster Target { get; }
+    public int Partitions { get; }
+    public string StateDirectory { get; }
+    public ProxyHost Host { get; private set; } = null!;
+    public string BootstrapServers => Host.BootstrapServers;
+    public string AdminUrl => Host.AdminUri.ToString().TrimEnd('/');
+
+    public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null)
+    {
+        var rig = new SwitchingRig(partitions, token);
+        try
+        {
+            await rig.StartHostAsync();
+        }
+        catch
+        {
+            await rig.DisposeAsync();
+            throw;
+        }
+        return rig;
+    }
+
+    public IConfiguration Configuration()
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Switchback:Listener:Bind"] = "127.0.0.1:0",
+            ["Switchback:Listener:AdvertisedHost"] = "127.0.0.1",
+            ["Switchback:Listener:BrokerPortStart"] = "0",
+            ["Switchback:Admin:Bind"] = "127.0.0.1:0",
+            ["Switchback:Admin:Token"] = _token,
+            ["Switchback:StateDirectory"] = StateDirectory,
+            ["Switchback:Clusters:source:BootstrapServers"] = Source.BootstrapServers,
+            ["Switchback:Clusters:target:BootstrapServers"] = Target.BootstrapServers,
+            ["Switchback:Families:0:Name"] = Family,
+            ["Switchback:Families:0:Topics:0"] = "orders.*",
+            ["Switchback:Families:0:Groups:0"] = "orders-*",
+            ["Switchback:Families:0:TransactionalIds:0"] = "orders-*",
+            ["Switchback:Families:0:Write"] = "source",
+            ["Switchback:Families:0:Read"] = "source",
+            ["Switchback:Default:Write"] = "source",
+            ["Switchback:Default:Read"] = "source",
+        };
+        return new ConfigurationBuilder().AddInMemoryCollection(settings.Where(s => s.Value is not null)).Build();
+    }
+
+    /// <summary>Stops the proxy (not the clusters) and starts a new one on the same state directory.</summary>
+    public async Task RestartAsync()
+    {
+        await StopProxyAsync();
+        await StartHostAsync();
+    }
+
+    /// <summary>Stops the proxy, as a crash or shutdown would; the clusters keep running.</summary>
+    public async Task StopProxyAsync()
+    {
+        if (Host is not null)
+        {
+            await Host.DisposeAsync();
+            Host = null!;
+        }
+    }
+
+    private async Task StartHostAsync()
+    {
+        Host = ProxyHost.Create(Configuration(), logging => logging.ClearProviders());
+        await Host.StartAsync();
+    }
+
+    public MockKafkaCluster ClusterNamed(string name) => name == "source" ? Source : Target;
+
+    public Task<AdminAnswer> SwitchAsync(object body) => PostAsync($"v1/families/{Family}/switch", JsonSerializer.Serialize(body));
+
+    public Task<AdminAnswer> RollbackAsync(object? body = null) => PostAsync($"v1/families/{Family}/rollback", body is null ? "" : JsonSerializer.Serialize(body));
+
+    public Task<AdminAnswer> FamilyAsync(string name = Family) => SendAsync(HttpMethod.Get, $"v1/families/{name}", null, _token);
+
+    public Task<AdminAnswer> PostAsync(string path, string body, string? token = null) => SendAsync(HttpMethod.Post, path, body, token ?? _token);
+
+    public async Task<AdminAnswer> SendAsync(HttpMethod method, string path, string? body, string? token)
+    {
+        using var request = new HttpRequestMessage(method, $"{AdminUrl}/{path}");
+        if (body is not null)
+        {
+            request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+        }
+        if (token is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+        using var response = await _http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        var json = text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
+        return new AdminAnswer(response.StatusCode, json);
+    }
+
+    /// <summary>Produces records straight to one cluster (not through the proxy), each to the given partition, in order.</summary>
+    public static async Task ProduceDirectAsync(MockKafkaCluster cluster, IEnumerable<(int Partition, string Key, string Value)> records)
+    {
+        using var producer = new ProducerBuilder<string, string>(new ProducerConfig
+        {
+            BootstrapServers = cluster.BootstrapServers,
+            Acks = Acks.All,
+            EnableIdempotence = true,
+            LingerMs = 2,
+        }).SetLogHandler(static (_, _) => { }).Build();
+        foreach (var (partition, key, value) in records)
+        {
+            producer.Produce(new TopicPartition(Topic, partition), new Message<string, string> { Key = key, Value = value });
+        }
+        await Task.Run(() => producer.Flush(TimeSpan.FromSeconds(20)));
+        Assert.Equal(0, producer.Flush(TimeSpan.Zero));
+    }
+
+    /// <summary>End offsets of every partition of <see cref="Topic"/> on one cluster, read directly.</summary>
+    public long[] EndOffsets(MockKafkaCluster cluster)
+    {
+        using var consumer = DirectConsumer(cluster);
+        return [.. Enumerable.Range(0, Partitions).Select(p => consumer.QueryWatermarkOffsets(new TopicPartition(Topic, p), TimeSpan.FromSeconds(10)).High.Value)];
+    }
+
+    /// <summary>Every record of <see cref="Topic"/> on one cluster, read directly, in partition and offset order.</summary>
+    public List<StoredRecord> ReadAll(string clusterName)
+    {
+        var cluster = ClusterNamed(clusterName);
+        var ends = EndOffsets(cluster);
+        var records = new List<StoredRecord>();
+        using var consumer = DirectConsumer(cluster);
+        consumer.Assign(Enumerable.Range(0, Partitions).Where(p => ends[p] > 0).Select(p => new TopicPartitionOffset(Topic, p, Offset.Beginning)));
+        var remaining = ends.Count(e => e > 0);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (remaining > 0 && DateTime.UtcNow < deadline)
+        {
+            var result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+            if (result is null || result.IsPartitionEOF)
+            {
+                continue;
+            }
+            records.Add(new StoredRecord(clusterName, result.Partition.Value, result.Offset.Value, result.Message.Key, result.Message.Value));
+            if (result.Offset.Value == ends[result.Partition.Value] - 1)
+            {
+                remaining--;
+            }
+        }
+        Assert.True(remaining == 0, $"could not read back all of {clusterName} (ends {string.Join(",", ends)}, read {records.Count})");
+        return [.. records.OrderBy(r => r.Partition).ThenBy(r => r.Offset)];
+    }
+
+    private static IConsumer<string, string> DirectConsumer(MockKafkaCluster cluster) =>
+        new ConsumerBuilder<string, string>(new ConsumerConfig
+        {
+            BootstrapServers = cluster.BootstrapServers,
+            GroupId = $"reader-{Guid.NewGuid():N}",
+            EnableAutoCommit = false,
+            FetchWaitMaxMs = 20,
+            IsolationLevel = IsolationLevel.ReadUncommitted,
+        }).SetLogHandler(static (_, _) => { }).Build();
+
+    public IAdminClient DirectAdmin(MockKafkaCluster cluster) =>
+        new AdminClientBuilder(new AdminClientConfig { BootstrapServers = cluster.BootstrapServers }).SetLogHandler(static (_, _) => { }).Build();
+
+    public string AuditText() => File.Exists(Path.Combine(StateDirectory, "audit.jsonl")) ? File.ReadAllText(Path.Combine(StateDirectory, "audit.jsonl")) : "";
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopProxyAsync();
+        _http.Dispose();
+        Source.Dispose();
+        Target.Dispose();
+        try
+        {
+            Directory.Delete(StateDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
