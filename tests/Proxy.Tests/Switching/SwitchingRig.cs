@@ -153,6 +153,8 @@ public sealed class SwitchingRig : IAsyncDisposable
             Acks = Acks.All,
             EnableIdempotence = true,
             LingerMs = 2,
+            // Several batches per partition, so a consumer needs several fetches to read them.
+            BatchNumMessages = 5,
         }).SetLogHandler(static (_, _) => { }).Build();
         foreach (var (partition, key, value) in records)
         {
