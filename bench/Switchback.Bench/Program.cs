@@ -1,0 +1,27 @@
+namespace Switchback.Bench;
+
+/// <summary>End-to-end measurements of the proxy that are not micro-benchmarks.</summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help")
+        {
+            Console.WriteLine($"usage: Switchback.Bench {SwitchStallOptions.Usage}");
+            return args.Length == 0 ? 2 : 0;
+        }
+        try
+        {
+            return args[0] switch
+            {
+                "switch-stall" => await SwitchStallRun.RunAsync(SwitchStallOptions.Parse(args[1..])),
+                _ => throw new ArgumentException($"unknown mode '{args[0]}' (switch-stall)"),
+            };
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"Switchback.Bench: {e.Message}");
+            return 2;
+        }
+    }
+}
