@@ -117,7 +117,7 @@ public sealed class SwitchGateAndAdminTests
         await ExpectAsync(rig.PostAsync("v1/families/nosuch/rollback", ""), HttpStatusCode.NotFound, "Unknown family 'nosuch'");
         await ExpectAsync(rig.SendAsync(HttpMethod.Get, "v1/families/nosuch", null, token), HttpStatusCode.NotFound, "Unknown family 'nosuch'");
         await ExpectAsync(rig.PostAsync("v1/families/orders/switch", """{"write":"elsewhere"}"""), HttpStatusCode.BadRequest, "Unknown cluster 'elsewhere'");
-        await ExpectAsync(rig.PostAsync("v1/families/orders/switch", """{"write":"target",""" ), HttpStatusCode.BadRequest, "Malformed JSON");
+        await ExpectAsync(rig.PostAsync("v1/families/orders/switch", """{"write":"target","""), HttpStatusCode.BadRequest, "Malformed JSON");
         await ExpectAsync(rig.PostAsync("v1/families/orders/switch", """["target"]"""), HttpStatusCode.BadRequest, "must be a JSON object");
         await ExpectAsync(rig.PostAsync("v1/families/orders/switch", """{"write":"target","forse":true}"""), HttpStatusCode.BadRequest, "Unknown field 'forse'");
         await ExpectAsync(rig.PostAsync("v1/families/orders/switch", """{"write":"target","force":"yes"}"""), HttpStatusCode.BadRequest, "'force' must be true or false");
