@@ -26,6 +26,10 @@ public sealed partial class BrokerListeners(ProxyState state, IConnectionListene
     /// <summary>The port clients reach virtual broker <paramref name="nodeId"/> on, binding it on first use.</summary>
     public ValueTask<int> PortOfAsync(int nodeId)
     {
+        if (nodeId == state.BootstrapNodeId)
+        {
+            return ValueTask.FromResult(state.AdvertisedPort);
+        }
         var port = _ports.GetOrAdd(nodeId, id => new Lazy<Task<int>>(() => BindAsync(id)));
         return port.Value.IsCompletedSuccessfully ? ValueTask.FromResult(port.Value.Result) : new ValueTask<int>(port.Value);
     }
@@ -94,6 +98,10 @@ public sealed partial class BrokerListeners(ProxyState state, IConnectionListene
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (_stopping.IsCancellationRequested)
+        {
+            return;
+        }
         await _stopping.CancelAsync().ConfigureAwait(false);
         IConnectionListener[] listeners;
         lock (_listeners)

@@ -7,5 +7,5 @@ namespace Switchback.Proxy.Listening;
 /// <summary>Kestrel hands every accepted client connection of the Kafka listener to a new <see cref="ClientSession"/>.</summary>
 public sealed class KafkaConnectionHandler(ProxyState state, ILogger<KafkaConnectionHandler> logger) : ConnectionHandler
 {
-    public override Task OnConnectedAsync(ConnectionContext connection) => new ClientSession(connection, state, logger).RunAsync();
+    public override Task OnConnectedAsync(ConnectionContext connection) => new ClientSession(connection, state, logger, state.BootstrapNodeId).RunAsync();
 }

@@ -50,6 +50,39 @@ public sealed class ProxyState : IAsyncDisposable
 
     public UpstreamCluster Cluster(string name) => _clusters[name];
 
+    private int _bootstrapNodeId = int.MinValue;
+
+    /// <summary>
+    /// The virtual broker that shares the bootstrap address: the lowest node id known when clients first ask,
+    /// fixed for the life of the process. Clients then find one of the cluster's brokers already connected (the
+    /// bootstrap connection), as with a real cluster, instead of waiting to connect a first broker.
+    /// </summary>
+    public int? BootstrapNodeId
+    {
+        get
+        {
+            var current = Volatile.Read(ref _bootstrapNodeId);
+            if (current != int.MinValue)
+            {
+                return current;
+            }
+            var lowest = int.MaxValue;
+            foreach (var cluster in ClustersByOrdinal)
+            {
+                if (cluster.View is { Brokers.Count: > 0 } view)
+                {
+                    lowest = Math.Min(lowest, view.Brokers.Min(b => NodeIds.ToVirtual(view.Ordinal, b.NodeId)));
+                }
+            }
+            if (lowest == int.MaxValue)
+            {
+                return null;
+            }
+            Interlocked.CompareExchange(ref _bootstrapNodeId, lowest, int.MinValue);
+            return Volatile.Read(ref _bootstrapNodeId);
+        }
+    }
+
     /// <summary>Resolves the port of a client-visible broker (set by the listener that owns the ports).</summary>
     public Func<int, ValueTask<int>> BrokerPort { get; set; } = _ => ValueTask.FromResult(0);
 
