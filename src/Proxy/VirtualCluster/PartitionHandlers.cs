@@ -308,7 +308,28 @@ public sealed class PartitionHandlers(ProxyState state)
         {
             return Forwarding.RestoreCorrelationAsync(pending, context.CorrelationId, timeout, context.Session.Closed);
         }
-        return MergeFetchAsync(context, request, names, calls.Values.Select(c => c.Call).ToList(), rejected, timeout);
+        var callList = calls.Values.Select(c => c.Call).ToList();
+        if (callList.Count == 1 && rejected.Count == 0 && context.Version >= FetchResponseRewriter.FirstVersion && !Array.Exists(names, n => n is null))
+        {
+            return RelayOrMergeFetchAsync(context, request, names, callList[0], timeout);
+        }
+        return MergeFetchAsync(context, request, names, callList, rejected, timeout);
+    }
+
+    /// <summary>One upstream broker answered the whole fetch: patch its answer in place when possible, else merge.</summary>
+    private async Task<PooledFrame> RelayOrMergeFetchAsync(RequestContext context, FetchRequest request, string?[] names, UpstreamCall call, TimeSpan timeout)
+    {
+        var frame = await call.FrameAsync(context, timeout).ConfigureAwait(false);
+        var view = call.View;
+        if (frame is not null && FetchResponseRewriter.TryRewriteInPlace(frame.Span, context.Version,
+            upstreamId => view.TopicsById.TryGetValue(upstreamId, out var topic) ? state.TopicIds.IdOf(topic.Name) : null,
+            node => NodeIds.ToVirtual(view.Ordinal, node)))
+        {
+            call.Detach();
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.Span, context.CorrelationId);
+            return frame;
+        }
+        return await MergeFetchAsync(context, request, names, [call], [], timeout).ConfigureAwait(false);
     }
 
     private async Task<PooledFrame> MergeFetchAsync(RequestContext context, FetchRequest request, string?[] names,

@@ -36,15 +36,22 @@ public sealed class UpstreamCall(ClusterView view, int leader) : IDisposable
     /// <summary>The decoded response, or null when the broker could not be reached or did not answer in time.</summary>
     public async Task<T?> ResponseAsync<T>(RequestContext context, TimeSpan timeout) where T : class, IKafkaMessage, new()
     {
+        // The decoded message slices the frame (records are never copied), so the frame lives until Dispose.
+        var frame = _response ?? await FrameAsync(context, timeout).ConfigureAwait(false);
+        return frame is null ? null : FrameCodec.DecodeResponse<T>(frame, context.ApiKey, context.Version);
+    }
+
+    /// <summary>The raw response frame (kept by this call until <see cref="Dispose"/> or <see cref="Detach"/>), or null on failure.</summary>
+    public async Task<PooledFrame?> FrameAsync(RequestContext context, TimeSpan timeout)
+    {
         if (Pending is null)
         {
             return null;
         }
         try
         {
-            // The decoded message slices the frame (records are never copied), so the frame lives until Dispose.
             _response = await Pending.WaitAsync(timeout, context.Session.Closed).ConfigureAwait(false);
-            return FrameCodec.DecodeResponse<T>(_response, context.ApiKey, context.Version);
+            return _response;
         }
         catch (UpstreamUnavailableException e)
         {
@@ -52,6 +59,9 @@ public sealed class UpstreamCall(ClusterView view, int leader) : IDisposable
             return null;
         }
     }
+
+    /// <summary>Hands the response frame over to the caller, who disposes it.</summary>
+    public PooledFrame? Detach() => Interlocked.Exchange(ref _response, null);
 
     public void Dispose() => Interlocked.Exchange(ref _response, null)?.Dispose();
 
