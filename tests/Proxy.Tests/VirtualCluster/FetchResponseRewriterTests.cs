@@ -69,6 +69,57 @@ public sealed class FetchResponseRewriterTests
         Assert.False(FetchResponseRewriter.TryRewriteInPlace(frame.AsSpan(0, frame.Length - 3), 16, Map, n => n));
     }
 
+    [Fact]
+    public void RewriteInPlace_TakesRealBrokerAnswersWithoutErrors()
+    {
+        // Fetch v16 answers of librdkafka's mock broker to Confluent.Kafka: every one without a partition error must
+        // be patchable in place, and the patch must equal decode-map-encode.
+        var path = Path.Combine(AppContext.BaseDirectory, "Captures", "confluent.jsonl");
+        var checkedFrames = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(line);
+            var root = json.RootElement;
+            if (root.GetProperty("apiKey").GetInt32() != 1 || root.GetProperty("dir").GetString() != "response")
+            {
+                continue;
+            }
+            var version = (short)root.GetProperty("apiVersion").GetInt32();
+            var frame = Convert.FromHexString(root.GetProperty("hex").GetString()!);
+            var decoded = Decode(frame, version);
+            if (decoded.ErrorCode != 0 || decoded.Responses.Any(t => t.Partitions.Any(p => p.ErrorCode != 0)))
+            {
+                continue;
+            }
+            Assert.True(FetchResponseRewriter.TryRewriteInPlace(frame, version, id => Mapped(id), n => n + 100_000));
+            foreach (var topic in decoded.Responses)
+            {
+                topic.TopicId = Mapped(topic.TopicId);
+            }
+            decoded.SessionId = 0;
+            // Frame() writes correlation id 1234; the rest must match byte for byte.
+            Assert.Equal(Convert.ToHexString(Frame(decoded, version))[8..], Convert.ToHexString(frame)[8..]);
+            checkedFrames++;
+        }
+        Assert.True(checkedFrames > 0, "the capture holds no error-free Fetch answer");
+    }
+
+    private static Guid Mapped(Guid upstream)
+    {
+        var bytes = upstream.ToByteArray();
+        Array.Reverse(bytes);
+        return new Guid(bytes);
+    }
+
+    private static FetchResponse Decode(byte[] frame, short version)
+    {
+        var reader = new KafkaReader((ReadOnlyMemory<byte>)frame);
+        new ResponseHeader().Read(ref reader, KafkaApis.ResponseHeaderVersion(ApiKey.Fetch, version));
+        var response = new FetchResponse();
+        response.Read(ref reader, version);
+        return response;
+    }
+
     private static Guid? Map(Guid upstream) => upstream == UpstreamA ? ClientA : upstream == UpstreamB ? ClientB : null;
 
     private static FetchResponse Response(int preferredReplica)
