@@ -21,7 +21,11 @@ public sealed class PooledFrame : IDisposable
     public Memory<byte> Memory => _buffer is { } buffer ? buffer.AsMemory(0, Length) : throw new ObjectDisposedException(nameof(PooledFrame));
     public Span<byte> Span => Memory.Span;
 
-    public static PooledFrame Rent(int length) => new(ArrayPool<byte>.Shared.Rent(Math.Max(length, 16)), length);
+    // A pool of its own, bounded: the shared pool keeps per-core stacks of every size it has seen, so a burst of
+    // large Produce requests would stay resident. Frames above the largest bucket are allocated and left to the GC.
+    private static readonly ArrayPool<byte> Pool = ArrayPool<byte>.Create(maxArrayLength: 1024 * 1024, maxArraysPerBucket: 64);
+
+    public static PooledFrame Rent(int length) => new(Pool.Rent(Math.Max(length, 16)), length);
 
     public static PooledFrame CopyOf(in ReadOnlySequence<byte> bytes)
     {
@@ -42,7 +46,7 @@ public sealed class PooledFrame : IDisposable
         var buffer = Interlocked.Exchange(ref _buffer, null);
         if (buffer is not null)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            Pool.Return(buffer);
         }
     }
 }

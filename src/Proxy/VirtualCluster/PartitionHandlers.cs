@@ -171,7 +171,24 @@ public sealed class PartitionHandlers(ProxyState state)
         {
             return Forwarding.RestoreCorrelationAsync(pending, context.CorrelationId, Timeout, context.Session.Closed);
         }
+        if (relayed)
+        {
+            return RelayOrMergeProduceAsync(context, request, calls.Values.First().Call);
+        }
         return MergeProduceAsync(context, request, calls.Values.Select(c => c.Call).ToList(), rejected);
+    }
+
+    /// <summary>One upstream broker took the whole request: relay its answer as is unless it carries leader hints.</summary>
+    private async Task<PooledFrame> RelayOrMergeProduceAsync(RequestContext context, ProduceRequest request, UpstreamCall call)
+    {
+        var frame = await call.FrameAsync(context, Timeout).ConfigureAwait(false);
+        if (frame is not null && ProduceResponseInspector.CanRelayAsIs(frame.Span, context.Version))
+        {
+            call.Detach();
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.Span, context.CorrelationId);
+            return frame;
+        }
+        return await MergeProduceAsync(context, request, [call], []).ConfigureAwait(false);
     }
 
     private async Task<PooledFrame> MergeProduceAsync(RequestContext context, ProduceRequest request, List<UpstreamCall> calls, Dictionary<(string, int), ErrorCode> rejected)
