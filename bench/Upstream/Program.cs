@@ -123,7 +123,7 @@ public static class Program
                     }
                     catch (ProduceException<Null, byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
                     {
-                        producer.Poll(TimeSpan.FromMilliseconds(5));
+                        Thread.Sleep(1);
                     }
                 }
             }
