@@ -12,8 +12,9 @@ public sealed record SuiteOptions
     public int Brokers { get; init; } = 3;
     public double PrefillMbPerPartition { get; init; } = 4;
     public double LatencyRate { get; init; } = 10_000;
+    public double ProduceFixedRate { get; init; } = 50_000;
     public int Connections { get; init; } = 10_000;
-    public string[] Workloads { get; init; } = ["produce", "consume", "latency"];
+    public string[] Workloads { get; init; } = ["produce", "produce-fixed", "consume", "latency", "latency-linger0"];
 
     public static SuiteOptions Parse(IReadOnlyList<string> args)
     {
@@ -30,6 +31,7 @@ public sealed record SuiteOptions
                 "--brokers" => options with { Brokers = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--prefill-mb-per-partition" => options with { PrefillMbPerPartition = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--latency-rate" => options with { LatencyRate = double.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--produce-rate" => options with { ProduceFixedRate = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--connections" => options with { Connections = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--workloads" => options with { Workloads = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },
                 _ => throw new ArgumentException($"unknown suite option '{args[i]}'"),

@@ -51,9 +51,10 @@ public static class SuiteRunner
         using var haproxy = BenchTargets.StartHaproxy(haUpstream, haproxyBootstrapPort, haproxyBrokerPorts, work, s_startTimeout);
         Log($"haproxy: pid {haproxy.Id}, bootstrap 127.0.0.1:{haproxyBootstrapPort}");
 
-        var (proxyProcess, proxyBootstrap) = BenchTargets.StartProxy(layout, upstream, work, s_startTimeout);
+        var (proxyProcess, proxyBootstrap) = BenchTargets.StartProxy(layout, upstream, Subdirectory(work, "switchback"), s_startTimeout);
         using var proxyOwner = proxyProcess;
-        Log($"switchback: pid {proxyProcess.Id}, bootstrap {proxyBootstrap}");
+        var proxyStartRss = ProcessSampler.TryReadRssMb(proxyProcess.Id);
+        Log($"switchback: pid {proxyProcess.Id}, bootstrap {proxyBootstrap}, RSS {proxyStartRss:0} MB");
 
         BenchTarget[] targets =
         [
@@ -86,16 +87,20 @@ public static class SuiteRunner
             }
         }
 
+        var proxyEndRss = ProcessSampler.TryReadRssMb(proxyProcess.Id);
         ConnectionScaleResult? connections = null;
         if (options.Connections > 0)
         {
-            var endpoint = IPEndPoint.Parse(proxyBootstrap);
-            Log($"opening {options.Connections} idle connections to switchback");
-            connections = await ConnectionScaleWorkload.RunAsync(endpoint, options.Connections, proxyProcess.Id, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            // A fresh proxy, so the figure is what idle connections cost, not what the load rounds left behind.
+            var (idleProxy, idleBootstrap) = BenchTargets.StartProxy(layout, upstream, Subdirectory(work, "switchback-idle"), s_startTimeout);
+            using var idleProxyOwner = idleProxy;
+            await Task.Delay(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            Log($"opening {options.Connections} idle connections to a fresh switchback (pid {idleProxy.Id})");
+            connections = await ConnectionScaleWorkload.RunAsync(IPEndPoint.Parse(idleBootstrap), options.Connections, idleProxy.Id, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
             Log($"connections: opened {connections.Opened}, failed {connections.Failed}, RSS {connections.BaselineRssMb:0} -> {connections.SettledRssMb:0} MB (peak {connections.PeakRssMb:0} MB)");
         }
 
-        var report = MarkdownReport.Build(options, layout, started, DateTime.UtcNow, results, connections);
+        var report = MarkdownReport.Build(options, layout, started, DateTime.UtcNow, results, connections, proxyStartRss, proxyEndRss);
         var outPath = Path.GetFullPath(options.OutPath, layout.Root);
         Directory.CreateDirectory(Path.GetDirectoryName(outPath)!);
         await File.WriteAllTextAsync(outPath, report).ConfigureAwait(false);
@@ -103,13 +108,20 @@ public static class SuiteRunner
         return 0;
     }
 
+    private static string Subdirectory(string parent, string name) => Directory.CreateDirectory(Path.Combine(parent, name)).FullName;
+
     private static RunMeasurement RunWorkload(string workload, BenchTarget target, SuiteOptions options) => workload switch
     {
         "produce" => ProduceWorkload.Run(new ProduceSettings(target.BootstrapServers, ProduceTopic, options.RoundDuration)),
+        "produce-fixed" => ProduceWorkload.Run(new ProduceSettings(
+            target.BootstrapServers, ProduceTopic, options.RoundDuration, RecordsPerSecond: options.ProduceFixedRate)),
         "consume" => ConsumeWorkload.Run(new ConsumeSettings(target.BootstrapServers, ConsumeTopic, options.RoundDuration)),
         "latency" => ProduceWorkload.Run(new ProduceSettings(
             target.BootstrapServers, ProduceTopic, options.RoundDuration, RecordsPerSecond: options.LatencyRate, RecordLatency: true)),
-        _ => throw new ArgumentException($"unknown workload '{workload}' (produce, consume, latency)"),
+        // Without linger every record is its own small request as far as the rate allows: per-request cost shows.
+        "latency-linger0" => ProduceWorkload.Run(new ProduceSettings(
+            target.BootstrapServers, ProduceTopic, options.RoundDuration, LingerMs: 0, RecordsPerSecond: options.LatencyRate, RecordLatency: true)),
+        _ => throw new ArgumentException($"unknown workload '{workload}' (produce, produce-fixed, consume, latency, latency-linger0)"),
     };
 
     private static RoundResult Measure(string workload, BenchTarget target, int round, Func<RunMeasurement> run)
