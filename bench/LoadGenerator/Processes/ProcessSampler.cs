@@ -57,6 +57,9 @@ public static partial class ProcessSampler
         return (total - idle, total);
     }
 
+    /// <summary>Converts /proc/stat jiffies (USER_HZ, the same unit as clock ticks) to seconds.</summary>
+    public static double JiffiesToSeconds(long jiffies) => jiffies / s_ticksPerSecond;
+
     private static long? ReadStatusKilobytes(int pid, string key)
     {
         try

@@ -15,4 +15,5 @@ public sealed record RoundResult(
     double? RelayPeakRssMb,
     double? UpstreamCpuSeconds,
     double ClientCpuSeconds,
-    double MachineBusyPercent);
+    double MachineBusyPercent,
+    double OtherCpuSeconds);

@@ -148,7 +148,10 @@ public static class SuiteRunner
         var relayPeak = target.RelayPid is { } r2 ? ProcessSampler.TryReadPeakRssMb(r2) : null;
         var upstreamCpu = ProcessSampler.TryReadCpuSeconds(target.UpstreamPid) - upstreamCpu0;
         var busy = 100.0 * (machine1.Busy - machine0.Busy) / Math.Max(1, machine1.Total - machine0.Total);
-        return new RoundResult(workload, target.Name, round, measurement, relayCpu, relayPeak, upstreamCpu, clientCpu, busy);
+        // Whatever else ran on the machine meanwhile (other users' builds and tests share it): busy time not charged
+        // to the client, the relay or the upstream.
+        var other = ProcessSampler.JiffiesToSeconds(machine1.Busy - machine0.Busy) - clientCpu - (relayCpu ?? 0) - (upstreamCpu ?? 0);
+        return new RoundResult(workload, target.Name, round, measurement, relayCpu, relayPeak, upstreamCpu, clientCpu, busy, Math.Max(0, other));
     }
 
     private static string Describe(RoundResult r)
@@ -157,7 +160,7 @@ public static class SuiteRunner
         var latency = m.Latency is { } l ? $", p50 {l.P50Us / 1000:0.00} ms p99 {l.P99Us / 1000:0.00} ms" : "";
         var relay = r.RelayCpuSeconds is { } cpu ? $", relay CPU {cpu:0.00} s, peak RSS {r.RelayPeakRssMb:0} MB" : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"round {r.Round} {r.Workload,-8} {r.Target,-10} {m.MegabytesPerSecond,7:0.0} MB/s {m.RecordsPerSecond,9:0} rec/s{latency}{relay}, machine {r.MachineBusyPercent:0}% busy, errors {m.Errors}");
+            $"round {r.Round} {r.Workload,-8} {r.Target,-10} {m.MegabytesPerSecond,7:0.0} MB/s {m.RecordsPerSecond,9:0} rec/s{latency}{relay}, machine {r.MachineBusyPercent:0}% busy, other processes {r.OtherCpuSeconds:0.0} CPU s, errors {m.Errors}");
     }
 
     internal static void Log(string message) =>
