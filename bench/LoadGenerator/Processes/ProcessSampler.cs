@@ -46,15 +46,16 @@ public static partial class ProcessSampler
         }
     }
 
-    /// <summary>Busy and total jiffies of the whole machine (first line of /proc/stat).</summary>
-    public static (long Busy, long Total) ReadMachineJiffies()
+    /// <summary>
+    /// The machine's jiffies from the first line of /proc/stat: busy in processes (user, nice, system), in
+    /// interrupts (irq, softirq: loopback TCP is mostly processed there), stolen by the hypervisor, and in total.
+    /// </summary>
+    public static MachineJiffies ReadMachineJiffies()
     {
         var line = File.ReadLines("/proc/stat").First();
-        var values = line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8)
-            .Select(v => long.Parse(v, CultureInfo.InvariantCulture)).ToArray();
-        var idle = values[3] + values[4];
-        var total = values.Sum();
-        return (total - idle, total);
+        var v = line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8)
+            .Select(x => long.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+        return new MachineJiffies(v[0] + v[1] + v[2], v[5] + v[6], v[7], v.Sum());
     }
 
     /// <summary>Converts /proc/stat jiffies (USER_HZ, the same unit as clock ticks) to seconds.</summary>
@@ -86,4 +87,13 @@ public static partial class ProcessSampler
 
     [LibraryImport("libc", EntryPoint = "sysconf")]
     private static partial long SysConf(int name);
+}
+
+/// <summary>Cumulative machine CPU time in jiffies (see <see cref="ProcessSampler.ReadMachineJiffies"/>).</summary>
+public readonly record struct MachineJiffies(long Processes, long Interrupts, long Steal, long Total)
+{
+    public long Busy => Processes + Interrupts + Steal;
+
+    public static MachineJiffies operator -(MachineJiffies a, MachineJiffies b) =>
+        new(a.Processes - b.Processes, a.Interrupts - b.Interrupts, a.Steal - b.Steal, a.Total - b.Total);
 }

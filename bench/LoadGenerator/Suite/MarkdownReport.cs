@@ -30,7 +30,7 @@ public static class MarkdownReport
         Line($"- Workloads: produce = flat out; produce-fixed = {options.ProduceFixedRate:0} records/s; consume = flat out; latency = {options.LatencyRate:0} records/s, latency from the Produce call to its delivery report; latency-linger0 = the same with linger 0 ms");
         Line($"- Switchback runs as `switchback run` (its shipped defaults: workstation concurrent GC, Information logging to the console, here a file); its RSS was {F(proxyStartRssMb, "0")} MB after start and {F(proxyEndRssMb, "0")} MB after all rounds");
         Line($"- Rounds: {options.Rounds} x {options.RoundDuration.TotalSeconds:0} s per workload and target, targets interleaved and rotated every round; figures below are medians over rounds");
-        Line($"- Throughput counts acknowledged (produce) or delivered (consume) record payload bytes; MB = 10^6 bytes. Relay CPU is user+system time of the relay process during the run (/proc/<pid>/stat); peak RSS is VmHWM, reset before each run. \"Other processes CPU\" is machine busy time not charged to the client, relay or upstream: the machine is shared, and this shows how much else ran");
+        Line($"- Throughput counts acknowledged (produce) or delivered (consume) record payload bytes; MB = 10^6 bytes. Relay CPU is user+system time of the relay process during the run (/proc/<pid>/stat); peak RSS is VmHWM, reset before each run. \"Other processes CPU\" is machine busy time not charged to the client, relay or upstream: the machine is shared, and this shows how much else ran; interrupt time (where the kernel does most loopback TCP work) and hypervisor steal are listed separately");
         md.AppendLine();
 
         md.AppendLine("## Medians");
@@ -58,6 +58,8 @@ public static class MarkdownReport
             rows.Add(("client CPU s", r => r.ClientCpuSeconds, "0.00"));
             rows.Add(("machine busy %", r => r.MachineBusyPercent, "0"));
             rows.Add(("other processes CPU s", r => r.OtherCpuSeconds, "0.00"));
+            rows.Add(("irq+softirq CPU s", r => r.InterruptCpuSeconds, "0.00"));
+            rows.Add(("steal s", r => r.StealSeconds, "0.00"));
             foreach (var (name, value, format) in rows)
             {
                 var medians = s_targets.Select(t => Median(results.Where(r => r.Workload == workload && r.Target == t).Select(value))).ToArray();
@@ -116,12 +118,12 @@ public static class MarkdownReport
 
         md.AppendLine("## Every round");
         md.AppendLine();
-        md.AppendLine("| Round | Workload | Target | MB/s | records/s | p50 ms | p99 ms | p99.9 ms | max ms | relay CPU s | relay CPU s/GB | relay peak RSS MB | upstream CPU s | client CPU s | machine busy % | other processes CPU s | errors |");
-        md.AppendLine("|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        md.AppendLine("| Round | Workload | Target | MB/s | records/s | p50 ms | p99 ms | p99.9 ms | max ms | relay CPU s | relay CPU s/GB | relay peak RSS MB | upstream CPU s | client CPU s | machine busy % | other processes CPU s | irq+softirq s | steal s | errors |");
+        md.AppendLine("|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         foreach (var r in results)
         {
             var m = r.Measurement;
-            Line($"| {r.Round} | {r.Workload} | {r.Target} | {m.MegabytesPerSecond:0.0} | {m.RecordsPerSecond:0} | {F(P(r, l => l.P50Us), "0.000")} | {F(P(r, l => l.P99Us), "0.000")} | {F(P(r, l => l.P999Us), "0.000")} | {F(P(r, l => l.MaxUs), "0.0")} | {F(r.RelayCpuSeconds, "0.00")} | {F(CpuPerGb(r), "0.00")} | {F(r.RelayPeakRssMb, "0")} | {F(r.UpstreamCpuSeconds, "0.00")} | {r.ClientCpuSeconds:0.00} | {r.MachineBusyPercent:0} | {r.OtherCpuSeconds:0.00} | {m.Errors} |");
+            Line($"| {r.Round} | {r.Workload} | {r.Target} | {m.MegabytesPerSecond:0.0} | {m.RecordsPerSecond:0} | {F(P(r, l => l.P50Us), "0.000")} | {F(P(r, l => l.P99Us), "0.000")} | {F(P(r, l => l.P999Us), "0.000")} | {F(P(r, l => l.MaxUs), "0.0")} | {F(r.RelayCpuSeconds, "0.00")} | {F(CpuPerGb(r), "0.00")} | {F(r.RelayPeakRssMb, "0")} | {F(r.UpstreamCpuSeconds, "0.00")} | {r.ClientCpuSeconds:0.00} | {r.MachineBusyPercent:0} | {r.OtherCpuSeconds:0.00} | {r.InterruptCpuSeconds:0.00} | {r.StealSeconds:0.00} | {m.Errors} |");
         }
         return md.ToString();
     }

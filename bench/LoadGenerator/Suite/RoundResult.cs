@@ -16,4 +16,6 @@ public sealed record RoundResult(
     double? UpstreamCpuSeconds,
     double ClientCpuSeconds,
     double MachineBusyPercent,
-    double OtherCpuSeconds);
+    double OtherCpuSeconds,
+    double InterruptCpuSeconds,
+    double StealSeconds);

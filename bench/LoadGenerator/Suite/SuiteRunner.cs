@@ -147,11 +147,13 @@ public static class SuiteRunner
         var relayCpu = target.RelayPid is { } r1 ? ProcessSampler.TryReadCpuSeconds(r1) - relayCpu0 : null;
         var relayPeak = target.RelayPid is { } r2 ? ProcessSampler.TryReadPeakRssMb(r2) : null;
         var upstreamCpu = ProcessSampler.TryReadCpuSeconds(target.UpstreamPid) - upstreamCpu0;
-        var busy = 100.0 * (machine1.Busy - machine0.Busy) / Math.Max(1, machine1.Total - machine0.Total);
-        // Whatever else ran on the machine meanwhile (other users' builds and tests share it): busy time not charged
-        // to the client, the relay or the upstream.
-        var other = ProcessSampler.JiffiesToSeconds(machine1.Busy - machine0.Busy) - clientCpu - (relayCpu ?? 0) - (upstreamCpu ?? 0);
-        return new RoundResult(workload, target.Name, round, measurement, relayCpu, relayPeak, upstreamCpu, clientCpu, busy, Math.Max(0, other));
+        var machine = machine1 - machine0;
+        var busy = 100.0 * machine.Busy / Math.Max(1, machine.Total);
+        // Whatever else ran on the machine meanwhile (the machine is shared): process time not charged to the client,
+        // the relay or the upstream. Interrupt time (loopback TCP) and steal are reported on their own.
+        var other = ProcessSampler.JiffiesToSeconds(machine.Processes) - clientCpu - (relayCpu ?? 0) - (upstreamCpu ?? 0);
+        return new RoundResult(workload, target.Name, round, measurement, relayCpu, relayPeak, upstreamCpu, clientCpu, busy, Math.Max(0, other),
+            ProcessSampler.JiffiesToSeconds(machine.Interrupts), ProcessSampler.JiffiesToSeconds(machine.Steal));
     }
 
     private static string Describe(RoundResult r)
