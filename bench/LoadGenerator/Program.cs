@@ -39,28 +39,28 @@ public static class Program
                     return await SuiteRunner.RunAsync(SuiteOptions.Parse(rest)).ConfigureAwait(false);
                 case "produce":
                 case "latency":
-                {
-                    var o = SingleOptions.Parse(rest);
-                    var latency = args[0] == "latency";
-                    var m = ProduceWorkload.Run(new ProduceSettings(
-                        o.Bootstrap, o.Topic ?? "bench.produce", o.Duration, LingerMs: o.LingerMs,
-                        RecordsPerSecond: o.Rate ?? (latency ? 10_000 : null), RecordLatency: latency));
-                    Print(m);
-                    return 0;
-                }
+                    {
+                        var o = SingleOptions.Parse(rest);
+                        var latency = args[0] == "latency";
+                        var m = ProduceWorkload.Run(new ProduceSettings(
+                            o.Bootstrap, o.Topic ?? "bench.produce", o.Duration, LingerMs: o.LingerMs,
+                            RecordsPerSecond: o.Rate ?? (latency ? 10_000 : null), RecordLatency: latency));
+                        Print(m);
+                        return 0;
+                    }
                 case "consume":
-                {
-                    var o = SingleOptions.Parse(rest);
-                    Print(ConsumeWorkload.Run(new ConsumeSettings(o.Bootstrap, o.Topic ?? "bench.consume", o.Duration)));
-                    return 0;
-                }
+                    {
+                        var o = SingleOptions.Parse(rest);
+                        Print(ConsumeWorkload.Run(new ConsumeSettings(o.Bootstrap, o.Topic ?? "bench.consume", o.Duration)));
+                        return 0;
+                    }
                 case "connections":
-                {
-                    var o = SingleOptions.Parse(rest);
-                    var r = await ConnectionScaleWorkload.RunAsync(IPEndPoint.Parse(o.Bootstrap), o.Count, o.Pid, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-                    Console.WriteLine(r);
-                    return r.Opened == r.Requested ? 0 : 1;
-                }
+                    {
+                        var o = SingleOptions.Parse(rest);
+                        var r = await ConnectionScaleWorkload.RunAsync(IPEndPoint.Parse(o.Bootstrap), o.Count, o.Pid, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                        Console.WriteLine(r);
+                        return r.Opened == r.Requested ? 0 : 1;
+                    }
                 default:
                     Console.Error.WriteLine($"unknown mode '{args[0]}'");
                     Console.Error.WriteLine(Usage);
