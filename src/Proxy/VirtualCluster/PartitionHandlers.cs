@@ -1,5 +1,6 @@
 using Switchback.Protocol;
 using Switchback.Protocol.Messages;
+using Switchback.Protocol.Routing;
 using Switchback.Proxy.Upstream;
 
 namespace Switchback.Proxy.VirtualCluster;

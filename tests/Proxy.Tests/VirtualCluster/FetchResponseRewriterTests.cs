@@ -1,6 +1,6 @@
 using Switchback.Protocol;
 using Switchback.Protocol.Messages;
-using Switchback.Proxy.VirtualCluster;
+using Switchback.Protocol.Routing;
 using Xunit;
 
 namespace Switchback.Proxy.Tests.VirtualCluster;

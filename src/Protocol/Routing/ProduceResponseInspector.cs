@@ -1,6 +1,5 @@
-using Switchback.Protocol;
 
-namespace Switchback.Proxy.VirtualCluster;
+namespace Switchback.Protocol.Routing;
 
 /// <summary>
 /// Whether a Produce answer from one upstream broker can be relayed as it is. From v10 an answer may carry leader

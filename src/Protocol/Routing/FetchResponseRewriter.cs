@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
-using Switchback.Protocol;
 
-namespace Switchback.Proxy.VirtualCluster;
+
+namespace Switchback.Protocol.Routing;
 
 /// <summary>
 /// The common Fetch answer, rewritten where it lies: a flexible (v12+) response from one upstream broker with no

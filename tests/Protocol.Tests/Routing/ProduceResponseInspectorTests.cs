@@ -1,9 +1,9 @@
 using Switchback.Protocol;
 using Switchback.Protocol.Messages;
-using Switchback.Proxy.VirtualCluster;
+using Switchback.Protocol.Routing;
 using Xunit;
 
-namespace Switchback.Proxy.Tests.VirtualCluster;
+namespace Switchback.Protocol.Tests.Routing;
 
 /// <summary>A Produce answer is relayed as bytes only when it names no broker (no KIP-951 hints, no error).</summary>
 public sealed class ProduceResponseInspectorTests
