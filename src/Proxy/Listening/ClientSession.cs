@@ -31,7 +31,8 @@ public sealed partial class ClientSession
         _connection = connection;
         _state = state;
         _logger = logger;
-        Upstreams = new UpstreamPool(state.Config.Limits.UpstreamConnectTimeout, logger);
+        Upstreams = new UpstreamPool(state.Config.Limits.UpstreamConnectTimeout, logger, state.Config.Clusters);
+        Principal = connection.Items.TryGetValue(Security.ClientTls.PrincipalItem, out var principal) && principal is string name ? name : AnonymousPrincipal;
         _dispatcher = new RequestDispatcher(state, this);
         _responses = Channel.CreateBounded<PendingClientResponse>(new BoundedChannelOptions(state.Config.Limits.MaxInFlightPerConnection)
         {
@@ -40,7 +41,12 @@ public sealed partial class ClientSession
         });
     }
 
+    public const string AnonymousPrincipal = "User:ANONYMOUS";
+
     public string Id => _connection.ConnectionId;
+
+    /// <summary>Who the client is (<c>User:name</c>): set by SASL or a client certificate, anonymous otherwise.</summary>
+    public string Principal { get; set; }
 
     /// <summary>The client-visible broker this connection was opened to, or null for the bootstrap address.</summary>
     public int? VirtualNodeId { get; }

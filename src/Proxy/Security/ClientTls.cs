@@ -23,6 +23,20 @@ public sealed partial class ClientTls(ServerTlsConfig config, ILogger logger)
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// Secures a client connection when the listener has TLS. Returns what to dispose when the connection ends
+    /// (nothing to do without TLS), or null when the handshake failed and the connection must be dropped.
+    /// </summary>
+    public static Task<IAsyncDisposable?> SecureAsync(ConnectionContext connection, ServerTlsConfig? config, ILogger logger) =>
+        config is null ? Task.FromResult<IAsyncDisposable?>(NoTls.Instance) : new ClientTls(config, logger).AuthenticateAsync(connection);
+
+    private sealed class NoTls : IAsyncDisposable
+    {
+        public static readonly NoTls Instance = new();
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    /// <summary>
     /// Performs the TLS handshake and swaps the connection's transport for the decrypted one. Returns what must be
     /// disposed when the connection ends, or null (connection unusable, reason logged) when the handshake failed.
     /// </summary>

@@ -17,6 +17,15 @@ public sealed partial class SaslAuthenticator(SaslServerConfig config, ILogger l
     public static readonly (short Min, short Max) HandshakeVersions = (1, 1);
     public static readonly (short Min, short Max) AuthenticateVersions = (0, 2);
 
+    /// <summary>The SASL APIs' versions for ApiVersions: offered only when the listener terminates SASL.</summary>
+    public static (short Min, short Max)? AdvertisedVersions(Configuration.ProxyConfig config, ApiKey apiKey) =>
+        config.ListenerSecurity.Sasl is null ? null : apiKey switch
+        {
+            ApiKey.SaslHandshake => HandshakeVersions,
+            ApiKey.SaslAuthenticate => AuthenticateVersions,
+            _ => null,
+        };
+
     private State _state = State.AwaitingHandshake;
     private string? _mechanism;
     private ISaslServerExchange? _exchange;

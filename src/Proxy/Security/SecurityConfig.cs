@@ -14,8 +14,14 @@ public sealed record ListenerSecurity(ServerTlsConfig? Tls, SaslServerConfig? Sa
     public static readonly ListenerSecurity None = new(null, null);
 }
 
-/// <summary>TLS towards an upstream cluster.</summary>
-public sealed record UpstreamTlsConfig(X509Certificate2Collection? TrustedCa, X509Certificate2? ClientCertificate, string? ServerName);
+/// <summary>TLS towards an upstream cluster (the file paths are kept for the admin client, which loads them itself).</summary>
+public sealed record UpstreamTlsConfig(
+    X509Certificate2Collection? TrustedCa,
+    X509Certificate2? ClientCertificate,
+    string? ServerName,
+    string? CaPath = null,
+    string? CertificatePath = null,
+    string? KeyPath = null);
 
 /// <summary>SASL credentials the proxy presents to an upstream cluster. Never printed: <see cref="ToString"/> hides the password.</summary>
 public sealed class UpstreamSaslConfig(string mechanism, string username, string password)

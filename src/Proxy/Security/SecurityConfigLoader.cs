@@ -104,7 +104,8 @@ public static class SecurityConfigLoader
                     }
                     clientCertificate = LoadCertificate($"{key}:Tls:CertificatePath", t.CertificatePath, t.KeyPath);
                 }
-                tls = new UpstreamTlsConfig(ca, clientCertificate, string.IsNullOrWhiteSpace(t.ServerName) ? null : t.ServerName);
+                tls = new UpstreamTlsConfig(ca, clientCertificate, string.IsNullOrWhiteSpace(t.ServerName) ? null : t.ServerName,
+                    ca is null ? null : t.CaPath, clientCertificate is null ? null : t.CertificatePath, clientCertificate is null ? null : t.KeyPath);
             }
         }
         UpstreamSaslConfig? sasl = null;
