@@ -125,7 +125,9 @@ public sealed partial class ClientSession
             var buffer = result.Buffer;
             try
             {
-                while (FrameReader.TryReadFrame(ref buffer, maxFrame, out var frameBytes))
+                // Until SASL completes only small handshake frames are accepted, so an unauthenticated peer cannot
+                // make the proxy buffer large frames.
+                while (FrameReader.TryReadFrame(ref buffer, _dispatcher.AwaitingAuthentication ? Math.Min(maxFrame, Security.SaslAuthenticator.MaxFrameBytes) : maxFrame, out var frameBytes))
                 {
                     if (frameBytes.Length < 8)
                     {

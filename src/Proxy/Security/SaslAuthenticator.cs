@@ -26,6 +26,9 @@ public sealed partial class SaslAuthenticator(SaslServerConfig config, ILogger l
             _ => null,
         };
 
+    /// <summary>Largest frame accepted before authentication (Kafka's default <c>sasl.server.max.receive.size</c>).</summary>
+    public const int MaxFrameBytes = 512 * 1024;
+
     private State _state = State.AwaitingHandshake;
     private string? _mechanism;
     private ISaslServerExchange? _exchange;

@@ -20,6 +20,9 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         : null;
     private Func<RequestContext, ValueTask<Task<PooledFrame>?>>? _route;
 
+    /// <summary>True while the listener requires SASL and this connection has not completed it.</summary>
+    public bool AwaitingAuthentication => _sasl is { IsAuthenticated: false };
+
     public async ValueTask<Task<PooledFrame>?> DispatchAsync(PooledFrame frame)
     {
         RequestHeader.TryPeek(frame.Span, out var apiKey, out var version, out var correlationId);

@@ -136,6 +136,19 @@ public sealed class ListenerSecurityTests(SecurityFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task Sasl_LargeFrameBeforeAuthentication_ClosesTheConnection()
+    {
+        var logs = new LogCapture();
+        await using var host = await SecurityFixture.StartAsync(SaslSettings(tls: false, SaslMechanisms.Plain), logs);
+        using var socket = await ConnectAsync(host);
+        var size = new byte[16];
+        BinaryPrimitives.WriteInt32BigEndian(size, 4 * 1024 * 1024);
+        Assert.Equal(16, await socket.SendAsync(size, SocketFlags.None));
+        Assert.Equal(0, await ReadUntilClosedAsync(socket));
+        await WaitForLogAsync(logs, "exceeds the limit of 524288 bytes");
+    }
+
+    [Fact]
     public async Task AllowList_PrincipalOutsideIt_GetsAuthorizationErrorsForThatFamily_ButUsesAnother()
     {
         var logs = new LogCapture();
