@@ -129,13 +129,19 @@ public sealed partial class ClientSession
                 // make the proxy buffer large frames.
                 while (FrameReader.TryReadFrame(ref buffer, _dispatcher.AwaitingAuthentication ? Math.Min(maxFrame, Security.SaslAuthenticator.MaxFrameBytes) : maxFrame, out var frameBytes))
                 {
-                    if (frameBytes.Length < 8)
+                    // After a SaslHandshake v0 the client sends a raw SASL token, which has no request header.
+                    var rawSaslToken = _dispatcher.ExpectsRawSaslToken;
+                    if (frameBytes.Length < 8 && !rawSaslToken)
                     {
                         throw new KafkaProtocolException($"Request frame of {frameBytes.Length} bytes is shorter than a request header.");
                     }
                     var frame = PooledFrame.CopyOf(frameBytes);
                     var started = Stopwatch.GetTimestamp();
-                    RequestHeader.TryPeek(frame.Span, out var apiKey, out _, out _);
+                    var apiKey = ApiKey.SaslAuthenticate;
+                    if (!rawSaslToken)
+                    {
+                        RequestHeader.TryPeek(frame.Span, out apiKey, out _, out _);
+                    }
                     _state.Metrics.RequestReceived(frame.Length);
                     Task<PooledFrame>? response;
                     try

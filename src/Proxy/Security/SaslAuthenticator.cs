@@ -6,15 +6,16 @@ using Switchback.Proxy.Upstream;
 namespace Switchback.Proxy.Security;
 
 /// <summary>
-/// SASL terminated at the proxy for one client connection: SaslHandshake v1, then SaslAuthenticate v0-2 frames
-/// carrying the mechanism's tokens. Handshake v0 (tokens sent raw, without Kafka framing) is not offered. Until
-/// authentication succeeds only ApiVersions and these two APIs are accepted; anything else closes the connection,
-/// as a broker does.
+/// SASL terminated at the proxy for one client connection: SaslHandshake v1 then SaslAuthenticate v0-2 frames
+/// carrying the mechanism's tokens, or SaslHandshake v0 then the tokens as raw size-prefixed frames without a
+/// Kafka header (what clients built on librdkafka before 2.x and older Java clients do; librdkafka also requires
+/// v0 to be advertised before it uses SASL at all). Until authentication succeeds only ApiVersions and these two
+/// APIs are accepted; anything else closes the connection, as a broker does.
 /// </summary>
 public sealed partial class SaslAuthenticator(SaslServerConfig config, ILogger logger, string connectionId)
 {
     /// <summary>Versions offered in ApiVersions while SASL is enabled.</summary>
-    public static readonly (short Min, short Max) HandshakeVersions = (1, 1);
+    public static readonly (short Min, short Max) HandshakeVersions = (0, 1);
     public static readonly (short Min, short Max) AuthenticateVersions = (0, 2);
 
     /// <summary>The SASL APIs' versions for ApiVersions: offered only when the listener terminates SASL.</summary>
@@ -32,10 +33,14 @@ public sealed partial class SaslAuthenticator(SaslServerConfig config, ILogger l
     private State _state = State.AwaitingHandshake;
     private string? _mechanism;
     private ISaslServerExchange? _exchange;
+    private bool _rawTokens;
 
     private enum State { AwaitingHandshake, AwaitingAuthenticate, Authenticated, Failed }
 
     public bool IsAuthenticated => _state == State.Authenticated;
+
+    /// <summary>True after a v0 handshake, while the next frame is a raw SASL token rather than a Kafka request.</summary>
+    public bool ExpectsRawToken => _rawTokens && _state == State.AwaitingAuthenticate;
 
     /// <summary>The authenticated principal (<c>User:name</c>), or null before authentication.</summary>
     public string? Principal { get; private set; }
@@ -50,9 +55,7 @@ public sealed partial class SaslAuthenticator(SaslServerConfig config, ILogger l
         var range = apiKey == ApiKey.SaslHandshake ? HandshakeVersions : AuthenticateVersions;
         if (version < range.Min || version > range.Max)
         {
-            throw new KafkaProtocolException(apiKey == ApiKey.SaslHandshake && version == 0
-                ? "SaslHandshake v0 (unframed SASL tokens) is not supported; use v1."
-                : $"Unsupported version {version} of {apiKey} (offered {range.Min}-{range.Max}).");
+            throw new KafkaProtocolException($"Unsupported version {version} of {apiKey} (offered {range.Min}-{range.Max}).");
         }
         if (_state == State.Failed)
         {
@@ -61,11 +64,22 @@ public sealed partial class SaslAuthenticator(SaslServerConfig config, ILogger l
         var bodyOffset = FrameCodec.RequestBodyOffset(frame.Memory, apiKey, version, out var header);
         var body = frame.Memory[bodyOffset..];
         return apiKey == ApiKey.SaslHandshake
-            ? FrameCodec.EncodeResponse(apiKey, version, header.CorrelationId, Handshake(FrameCodec.DecodeBody<SaslHandshakeRequest>(body, version)))
+            ? FrameCodec.EncodeResponse(apiKey, version, header.CorrelationId, Handshake(FrameCodec.DecodeBody<SaslHandshakeRequest>(body, version), version))
             : FrameCodec.EncodeResponse(apiKey, version, header.CorrelationId, Authenticate(FrameCodec.DecodeBody<SaslAuthenticateRequest>(body, version)));
     }
 
-    private SaslHandshakeResponse Handshake(SaslHandshakeRequest request)
+    /// <summary>Answers a raw token sent after a v0 handshake with the raw answer token (a failure closes the connection, as in Kafka).</summary>
+    public PooledFrame HandleRawToken(PooledFrame frame)
+    {
+        var step = Step(frame.Span.ToArray());
+        if (step.Failure is not null)
+        {
+            throw new KafkaProtocolException($"SASL {_mechanism} authentication failed.");
+        }
+        return PooledFrame.CopyOf(step.Response);
+    }
+
+    private SaslHandshakeResponse Handshake(SaslHandshakeRequest request, short version)
     {
         var response = new SaslHandshakeResponse { Mechanisms = [.. config.Mechanisms] };
         if (_state != State.AwaitingHandshake)
@@ -82,6 +96,7 @@ public sealed partial class SaslAuthenticator(SaslServerConfig config, ILogger l
         _mechanism = request.Mechanism;
         _exchange = ISaslServerExchange.Create(request.Mechanism, config.Credentials);
         _state = State.AwaitingAuthenticate;
+        _rawTokens = version == 0;
         return response;
     }
 
@@ -97,11 +112,9 @@ public sealed partial class SaslAuthenticator(SaslServerConfig config, ILogger l
                     : "SaslAuthenticate before a successful SaslHandshake.",
             };
         }
-        var step = _exchange.Step(request.AuthBytes.ToArray());
-        if (step.Failure is { } failure)
+        var step = Step(request.AuthBytes.ToArray());
+        if (step.Failure is not null)
         {
-            _state = State.Failed;
-            LogFailed(logger, connectionId, _mechanism!, step.AuthenticatedUser ?? "(unknown)", failure);
             return new SaslAuthenticateResponse
             {
                 ErrorCode = (short)ErrorCode.SaslAuthenticationFailed,
@@ -109,14 +122,26 @@ public sealed partial class SaslAuthenticator(SaslServerConfig config, ILogger l
                 ErrorMessage = $"Authentication failed during authentication due to invalid credentials with SASL mechanism {_mechanism}",
             };
         }
-        if (step.Completed)
+        return new SaslAuthenticateResponse { AuthBytes = step.Response };
+    }
+
+    private SaslStep Step(byte[] token)
+    {
+        var step = _exchange!.Step(token);
+        if (step.Failure is { } failure)
+        {
+            _state = State.Failed;
+            _exchange = null;
+            LogFailed(logger, connectionId, _mechanism!, step.AuthenticatedUser ?? "(unknown)", failure);
+        }
+        else if (step.Completed)
         {
             _state = State.Authenticated;
             Principal = $"User:{step.AuthenticatedUser}";
             _exchange = null;
             LogAuthenticated(logger, connectionId, Principal, _mechanism!);
         }
-        return new SaslAuthenticateResponse { AuthBytes = step.Response };
+        return step;
     }
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Client connection {ConnectionId} authenticated as {Principal} with {Mechanism}")]

@@ -56,6 +56,7 @@ public sealed class ScramServerExchange(ScramAlgorithm algorithm, CredentialStor
     private string? _clientFirstBare;
     private string? _serverFirst;
     private string? _nonce;
+    private string? _clientNonce;
     private ScramCredential? _credential;
 
     public SaslStep Step(byte[] message)
@@ -96,6 +97,7 @@ public sealed class ScramServerExchange(ScramAlgorithm algorithm, CredentialStor
             return SaslStep.Fail("authorization id differs from the user name", user);
         }
         _credential = credentials.Scram(algorithm, user, out _known);
+        _clientNonce = clientNonce;
         _nonce = clientNonce + ScramAlgorithm.NewNonce();
         _serverFirst = $"r={_nonce},s={Convert.ToBase64String(_credential.Salt)},i={_credential.Iterations}";
         return SaslStep.Continue(Encoding.UTF8.GetBytes(_serverFirst));
@@ -114,7 +116,9 @@ public sealed class ScramServerExchange(ScramAlgorithm algorithm, CredentialStor
         {
             return SaslStep.Fail("channel binding data does not match", _user);
         }
-        if (!attributes.TryGetValue("r", out var nonce) || nonce != _nonce)
+        // Older librdkafka (2.0 and before) echoes its own nonce in front of the combined one; Kafka brokers accept
+        // that (they check the end of the nonce), so the proxy accepts exactly that form too.
+        if (!attributes.TryGetValue("r", out var nonce) || (nonce != _nonce && nonce != _clientNonce + _nonce))
         {
             return SaslStep.Fail("nonce does not match", _user);
         }

@@ -23,8 +23,23 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
     /// <summary>True while the listener requires SASL and this connection has not completed it.</summary>
     public bool AwaitingAuthentication => _sasl is { IsAuthenticated: false };
 
+    /// <summary>True when the next frame is a raw SASL token (after SaslHandshake v0), not a Kafka request.</summary>
+    public bool ExpectsRawSaslToken => _sasl is { ExpectsRawToken: true };
+
     public async ValueTask<Task<PooledFrame>?> DispatchAsync(PooledFrame frame)
     {
+        if (_sasl is { ExpectsRawToken: true })
+        {
+            using (frame)
+            {
+                var token = _sasl.HandleRawToken(frame);
+                if (_sasl.Principal is { } authenticated)
+                {
+                    session.Principal = authenticated;
+                }
+                return Task.FromResult(token);
+            }
+        }
         RequestHeader.TryPeek(frame.Span, out var apiKey, out var version, out var correlationId);
         if (_sasl is not null && apiKey != ApiKey.ApiVersions)
         {

@@ -59,6 +59,25 @@ public sealed class ScramExchangeTests
     }
 
     [Fact]
+    public void Server_AcceptsTheNonceFormOfOlderLibrdkafka_AndNoOther()
+    {
+        foreach (var (prefix, accepted) in new[] { ("", true), ("CLIENTNONCE", true), ("other", false) })
+        {
+            var store = Store(SaslMechanisms.ScramSha256);
+            var server = ISaslServerExchange.Create(SaslMechanisms.ScramSha256, store);
+            var serverFirst = Encoding.UTF8.GetString(server.Step(Encoding.UTF8.GetBytes("n,,n=alice,r=CLIENTNONCE")).Response);
+            var combined = ScramServerExchange.Attributes(serverFirst)["r"];
+            var salted = ScramAlgorithm.Sha256.SaltedPassword("alice-secret", Convert.FromBase64String(ScramServerExchange.Attributes(serverFirst)["s"]), 4096);
+            var clientKey = ScramAlgorithm.Sha256.Hmac(salted, "Client Key");
+            var withoutProof = $"c=biws,r={prefix}{combined}";
+            var signature = ScramAlgorithm.Sha256.Hmac(ScramAlgorithm.Sha256.Hash(clientKey), $"n=alice,r=CLIENTNONCE,{serverFirst},{withoutProof}");
+            var proof = Convert.ToBase64String(ScramAlgorithm.Xor(clientKey, signature));
+            var step = server.Step(Encoding.UTF8.GetBytes($"{withoutProof},p={proof}"));
+            Assert.Equal(accepted, step.Failure is null);
+        }
+    }
+
+    [Fact]
     public void Client_RefusesServerThatDoesNotKnowTheCredential()
     {
         var client = new ScramClientExchange(ScramAlgorithm.Sha256, "alice", "alice-secret");
