@@ -46,6 +46,22 @@ public sealed class ExternalClientSaslTests(SecurityFixture fixture) : IClassFix
         Assert.DoesNotContain(logs.Lines, l => l.Contains(Password, StringComparison.Ordinal) || l.Contains("wrong-Ext-8", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Kcat_SaslSslScram_ProducesAndLists()
+    {
+        var kcat = await ExternalClients.EnsureKcatAsync();
+        var settings = Settings();
+        settings["Switchback:Listener:Tls:CertificatePath"] = fixture.CertificatePath;
+        settings["Switchback:Listener:Tls:KeyPath"] = fixture.KeyPath;
+        await using var host = await SecurityFixture.StartAsync(settings, new LogCapture());
+        string[] common = ["-b", host.BootstrapServers, "-X", "security.protocol=SASL_SSL", "-X", $"ssl.ca.location={fixture.CertificatePath}",
+            "-X", "sasl.mechanism=SCRAM-SHA-512", "-X", "sasl.username=carol", "-X", $"sasl.password={Password}"];
+        var produce = await ExternalClients.RunAsync(kcat, [.. common, "-P", "-t", SecurityFixture.PaymentsTopic], stdin: "over-tls\n", timeout: TimeSpan.FromSeconds(30));
+        Assert.True(produce.ExitCode == 0, produce.Errors);
+        var list = await ExternalClients.RunAsync(kcat, [.. common, "-L"], timeout: TimeSpan.FromSeconds(30));
+        Assert.Contains(SecurityFixture.PaymentsTopic, list.Output, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(SaslMechanisms.Plain)]
     [InlineData(SaslMechanisms.ScramSha512)]

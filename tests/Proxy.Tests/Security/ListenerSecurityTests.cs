@@ -90,6 +90,37 @@ public sealed class ListenerSecurityTests(SecurityFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task MutualTls_CertificateSubjectIsThePrincipal_ForAllowLists()
+    {
+        var logs = new LogCapture();
+        var settings = fixture.Settings();
+        AddTls(settings);
+        settings["Switchback:Listener:Tls:ClientCaPath"] = fixture.CertificatePath;
+        settings["Switchback:Families:0:AllowedPrincipals:0"] = "User:CN=switchback-test";
+        settings["Switchback:Families:1:AllowedPrincipals:0"] = "User:CN=someone-else";
+        await using var host = await SecurityFixture.StartAsync(settings, logs);
+        var client = Client(host, SecurityProtocol.Ssl);
+        client.SslCertificateLocation = fixture.CertificatePath;
+        client.SslKeyLocation = fixture.KeyPath;
+        await RoundTripAsync(client, SecurityFixture.OrdersTopic);
+        using (var producer = new ProducerBuilder<string, string>(new ProducerConfig(client) { MessageTimeoutMs = 10_000 }).Build())
+        {
+            var denied = await Assert.ThrowsAsync<ProduceException<string, string>>(
+                () => producer.ProduceAsync(SecurityFixture.PaymentsTopic, new Message<string, string> { Key = "k", Value = "v" }));
+            Assert.Equal(ErrorCode.TopicAuthorizationFailed, denied.Error.Code);
+        }
+
+        // Without a client certificate the handshake fails.
+        var errors = new List<Error>();
+        using (var anonymous = new ProducerBuilder<string, string>(new ProducerConfig(Client(host, SecurityProtocol.Ssl)) { MessageTimeoutMs = 3000 })
+            .SetErrorHandler((_, e) => { lock (errors) { errors.Add(e); } }).Build())
+        {
+            await Assert.ThrowsAsync<ProduceException<string, string>>(() => anonymous.ProduceAsync(SecurityFixture.OrdersTopic, new Message<string, string> { Key = "k", Value = "v" }));
+        }
+        await WaitForLogAsync(logs, "TLS handshake failed");
+    }
+
+    [Fact]
     public async Task Tls_PlaintextClientIsDropped_WithTheReasonLogged()
     {
         var logs = new LogCapture();
