@@ -3,6 +3,7 @@ using System.Net;
 using System.Reflection;
 using Microsoft.Extensions.Configuration;
 using Switchback.Proxy.Routing;
+using Switchback.Proxy.Security;
 
 namespace Switchback.Proxy.Configuration;
 
@@ -69,7 +70,7 @@ public static class ConfigValidator
             }
             var servers = cluster.BootstrapServers.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(s => ParseHostPort(key, s)).ToList();
-            clusters.Add(new ClusterConfig(name, clusters.Count, servers));
+            clusters.Add(new ClusterConfig(name, clusters.Count, servers, SecurityConfigLoader.Upstream($"{root}:Clusters:{name}", cluster)));
         }
         var clusterNames = clusters.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
 
@@ -99,7 +100,8 @@ public static class ConfigValidator
                 Patterns($"{key}:Topics", family.Topics),
                 Patterns($"{key}:Groups", family.Groups),
                 Patterns($"{key}:TransactionalIds", family.TransactionalIds),
-                ParseRoute(key, family.Write, family.Read, clusterNames, fallback: null)));
+                ParseRoute(key, family.Write, family.Read, clusterNames, fallback: null),
+                SecurityConfigLoader.AllowedPrincipals($"{key}:AllowedPrincipals", family.AllowedPrincipals)));
         }
 
         var limits = options.Limits;
@@ -116,6 +118,9 @@ public static class ConfigValidator
             throw new ConfigException($"{root}:Listener:BrokerPortStart", $"{brokerPortStart} leaves no room for {options.Listener.MaxBrokers} broker ports.");
         }
         Positive($"{root}:Listener:MaxBrokers", options.Listener.MaxBrokers);
+        var listenerTls = SecurityConfigLoader.ServerTls($"{root}:Listener:Tls", options.Listener.Tls, allowClientCa: true);
+        var listenerSasl = SecurityConfigLoader.ServerSasl($"{root}:Listener:Sasl", options.Listener.Sasl);
+        var adminTls = SecurityConfigLoader.ServerTls($"{root}:Admin:Tls", options.Admin.Tls, allowClientCa: false);
 
         return new ProxyConfig(
             listener,
@@ -135,7 +140,9 @@ public static class ConfigValidator
                 TimeSpan.FromMilliseconds(limits.UpstreamConnectTimeoutMs),
                 TimeSpan.FromMilliseconds(limits.MetadataRefreshIntervalMs),
                 limits.MaxConnections),
-            string.IsNullOrWhiteSpace(options.ClusterId) ? "switchback" : options.ClusterId);
+            string.IsNullOrWhiteSpace(options.ClusterId) ? "switchback" : options.ClusterId,
+            listenerTls is null && listenerSasl is null ? null : new ListenerSecurity(listenerTls, listenerSasl),
+            adminTls);
     }
 
     private static void Positive(string key, int value)

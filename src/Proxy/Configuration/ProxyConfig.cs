@@ -1,5 +1,6 @@
 using System.Net;
 using Switchback.Proxy.Routing;
+using Switchback.Proxy.Security;
 
 namespace Switchback.Proxy.Configuration;
 
@@ -16,8 +17,13 @@ public sealed record ProxyConfig(
     IReadOnlyList<FamilyConfig> Families,
     ClusterRoute DefaultRoute,
     LimitsConfig Limits,
-    string ClusterId)
+    string ClusterId,
+    ListenerSecurity? Security = null,
+    ServerTlsConfig? AdminTls = null)
 {
+    /// <summary>TLS and SASL of the client listener; <see cref="ListenerSecurity.None"/> when neither is configured.</summary>
+    public ListenerSecurity ListenerSecurity => Security ?? ListenerSecurity.None;
+
     public ClusterConfig Cluster(string name)
     {
         foreach (var cluster in Clusters)
@@ -32,7 +38,10 @@ public sealed record ProxyConfig(
 }
 
 /// <summary>An upstream Kafka cluster. <see cref="Ordinal"/> (its position in configuration) scopes its node ids.</summary>
-public sealed record ClusterConfig(string Name, int Ordinal, IReadOnlyList<DnsEndPoint> BootstrapServers);
+public sealed record ClusterConfig(string Name, int Ordinal, IReadOnlyList<DnsEndPoint> BootstrapServers, UpstreamSecurity? Security = null)
+{
+    public UpstreamSecurity UpstreamSecurity => Security ?? UpstreamSecurity.None;
+}
 
 /// <summary>A topic family as configured: its patterns and its initial route.</summary>
 public sealed record FamilyConfig(
@@ -40,7 +49,8 @@ public sealed record FamilyConfig(
     IReadOnlyList<NamePattern> Topics,
     IReadOnlyList<NamePattern> Groups,
     IReadOnlyList<NamePattern> TransactionalIds,
-    ClusterRoute InitialRoute);
+    ClusterRoute InitialRoute,
+    IReadOnlyList<string>? AllowedPrincipals = null);
 
 /// <summary>Per-broker listening ports: <see cref="BrokerPortStart"/> upwards, or kernel-chosen when 0.</summary>
 public sealed record ListenerConfig(int BrokerPortStart, int MaxBrokers);

@@ -23,17 +23,65 @@ public sealed class ListenerOptions
     public int? BrokerPortStart { get; set; }
     /// <summary>Most client-visible brokers (upstream brokers of all clusters) the proxy will advertise.</summary>
     public int MaxBrokers { get; set; } = 64;
+    /// <summary>TLS on the bootstrap and every per-broker port; off when absent.</summary>
+    public TlsListenerOptions? Tls { get; set; }
+    /// <summary>SASL authentication terminated at the proxy; off when absent.</summary>
+    public SaslListenerOptions? Sasl { get; set; }
+}
+
+public sealed class TlsListenerOptions
+{
+    /// <summary>PEM file with the server certificate (and optionally its chain).</summary>
+    public string? CertificatePath { get; set; }
+    /// <summary>PEM file with the certificate's private key.</summary>
+    public string? KeyPath { get; set; }
+    /// <summary>PEM file of CA certificates that client certificates must chain to (mutual TLS); optional.</summary>
+    public string? ClientCaPath { get; set; }
+}
+
+public sealed class SaslListenerOptions
+{
+    /// <summary>Mechanisms offered: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.</summary>
+    public List<string> Mechanisms { get; set; } = [];
+    /// <summary>User name to password.</summary>
+    public Dictionary<string, string> Users { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>User name to mechanism to precomputed SCRAM credential (<c>salt=..,stored_key=..,server_key=..,iterations=..</c>).</summary>
+    public Dictionary<string, Dictionary<string, string>> ScramCredentials { get; set; } = new(StringComparer.Ordinal);
 }
 
 public sealed class AdminOptions
 {
     public string Bind { get; set; } = "127.0.0.1:9190";
     public string? Token { get; set; }
+    /// <summary>HTTPS on the admin endpoint; plain HTTP when absent.</summary>
+    public TlsListenerOptions? Tls { get; set; }
 }
 
 public sealed class ClusterOptions
 {
     public string? BootstrapServers { get; set; }
+    public UpstreamTlsOptions? Tls { get; set; }
+    public UpstreamSaslOptions? Sasl { get; set; }
+}
+
+public sealed class UpstreamTlsOptions
+{
+    public bool Enabled { get; set; }
+    /// <summary>PEM file of CA certificates the cluster's certificates must chain to (default: the system store).</summary>
+    public string? CaPath { get; set; }
+    /// <summary>Client certificate and key (PEM) for clusters that require mutual TLS.</summary>
+    public string? CertificatePath { get; set; }
+    public string? KeyPath { get; set; }
+    /// <summary>Name checked against the brokers' certificates instead of the host they are reached at.</summary>
+    public string? ServerName { get; set; }
+}
+
+public sealed class UpstreamSaslOptions
+{
+    /// <summary>PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.</summary>
+    public string? Mechanism { get; set; }
+    public string? Username { get; set; }
+    public string? Password { get; set; }
 }
 
 public sealed class FamilyOptions
@@ -44,6 +92,8 @@ public sealed class FamilyOptions
     public List<string> TransactionalIds { get; set; } = [];
     public string? Write { get; set; }
     public string? Read { get; set; }
+    /// <summary>Principals (<c>User:name</c>) allowed to use the family; empty allows everyone.</summary>
+    public List<string> AllowedPrincipals { get; set; } = [];
 }
 
 public sealed class RouteOptions

@@ -40,7 +40,7 @@ public sealed class ProxyHost : IAsyncDisposable
     public string BootstrapServers => $"{State.Config.AdvertisedHost}:{State.AdvertisedPort}";
 
     public Uri AdminUri => _adminListener()?.EndPoint is IPEndPoint admin
-        ? new Uri($"http://{admin.Address}:{admin.Port}/")
+        ? new Uri($"{(State.Config.AdminTls is null ? "http" : "https")}://{admin.Address}:{admin.Port}/")
         : throw new InvalidOperationException("The admin endpoint is not bound yet.");
 
     /// <summary>Builds a proxy from configuration (JSON file, environment, command line), validating it first.</summary>
@@ -99,6 +99,10 @@ public sealed class ProxyHost : IAsyncDisposable
             kestrel.Listen(config.AdminEndPoint, listen =>
             {
                 listen.Protocols = HttpProtocols.Http1;
+                if (config.AdminTls is { } adminTls)
+                {
+                    listen.UseHttps(adminTls.Certificate);
+                }
                 admin = listen;
             });
         });

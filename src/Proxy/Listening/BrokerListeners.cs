@@ -81,15 +81,25 @@ public sealed partial class BrokerListeners(ProxyState state, IConnectionListene
 
     private async Task ServeAsync(ConnectionContext connection, int nodeId)
     {
-        var session = new ClientSession(connection, state, logger, nodeId);
-        _sessions[connection.ConnectionId] = session;
+        IAsyncDisposable? tls = null;
         try
         {
+            tls = await Security.ClientTls.SecureAsync(connection, state.Config.ListenerSecurity.Tls, logger).ConfigureAwait(false);
+            if (tls is null)
+            {
+                return;
+            }
+            var session = new ClientSession(connection, state, logger, nodeId);
+            _sessions[connection.ConnectionId] = session;
             await session.RunAsync().ConfigureAwait(false);
         }
         finally
         {
             _sessions.TryRemove(connection.ConnectionId, out _);
+            if (tls is not null)
+            {
+                await tls.DisposeAsync().ConfigureAwait(false);
+            }
             await connection.DisposeAsync().ConfigureAwait(false);
         }
     }

@@ -31,7 +31,8 @@ public sealed partial class ClientSession
         _connection = connection;
         _state = state;
         _logger = logger;
-        Upstreams = new UpstreamPool(state.Config.Limits.UpstreamConnectTimeout, logger);
+        Upstreams = new UpstreamPool(state.Config.Limits.UpstreamConnectTimeout, logger, state.Config.Clusters);
+        Principal = connection.Items.TryGetValue(Security.ClientTls.PrincipalItem, out var principal) && principal is string name ? name : AnonymousPrincipal;
         _dispatcher = new RequestDispatcher(state, this);
         _responses = Channel.CreateBounded<PendingClientResponse>(new BoundedChannelOptions(state.Config.Limits.MaxInFlightPerConnection)
         {
@@ -40,7 +41,12 @@ public sealed partial class ClientSession
         });
     }
 
+    public const string AnonymousPrincipal = "User:ANONYMOUS";
+
     public string Id => _connection.ConnectionId;
+
+    /// <summary>Who the client is (<c>User:name</c>): set by SASL or a client certificate, anonymous otherwise.</summary>
+    public string Principal { get; set; }
 
     /// <summary>The client-visible broker this connection was opened to, or null for the bootstrap address.</summary>
     public int? VirtualNodeId { get; }
@@ -119,15 +125,23 @@ public sealed partial class ClientSession
             var buffer = result.Buffer;
             try
             {
-                while (FrameReader.TryReadFrame(ref buffer, maxFrame, out var frameBytes))
+                // Until SASL completes only small handshake frames are accepted, so an unauthenticated peer cannot
+                // make the proxy buffer large frames.
+                while (FrameReader.TryReadFrame(ref buffer, _dispatcher.AwaitingAuthentication ? Math.Min(maxFrame, Security.SaslAuthenticator.MaxFrameBytes) : maxFrame, out var frameBytes))
                 {
-                    if (frameBytes.Length < 8)
+                    // After a SaslHandshake v0 the client sends a raw SASL token, which has no request header.
+                    var rawSaslToken = _dispatcher.ExpectsRawSaslToken;
+                    if (frameBytes.Length < 8 && !rawSaslToken)
                     {
                         throw new KafkaProtocolException($"Request frame of {frameBytes.Length} bytes is shorter than a request header.");
                     }
                     var frame = PooledFrame.CopyOf(frameBytes);
                     var started = Stopwatch.GetTimestamp();
-                    RequestHeader.TryPeek(frame.Span, out var apiKey, out _, out _);
+                    var apiKey = ApiKey.SaslAuthenticate;
+                    if (!rawSaslToken)
+                    {
+                        RequestHeader.TryPeek(frame.Span, out apiKey, out _, out _);
+                    }
                     _state.Metrics.RequestReceived(frame.Length);
                     Task<PooledFrame>? response;
                     try

@@ -2,6 +2,7 @@ using Confluent.Kafka;
 using Confluent.Kafka.Admin;
 using Switchback.Proxy.Configuration;
 using Switchback.Proxy.Demo;
+using Switchback.Proxy.Security;
 
 namespace Switchback.Proxy.Switching;
 
@@ -14,15 +15,46 @@ public sealed class ClusterAdmin(ClusterConfig cluster) : IDisposable
     private readonly Lazy<IAdminClient> _admin = new(() =>
     {
         LibrdkafkaLoader.EnsureLoaded();
-        return new AdminClientBuilder(new AdminClientConfig
+        var config = new AdminClientConfig
         {
             BootstrapServers = string.Join(',', cluster.BootstrapServers.Select(s => $"{s.Host}:{s.Port}")),
             ClientId = "switchback-admin",
             SocketTimeoutMs = 10_000,
-        }).SetLogHandler(static (_, _) => { }).Build();
+        };
+        ApplySecurity(config, cluster.UpstreamSecurity);
+        return new AdminClientBuilder(config).SetLogHandler(static (_, _) => { }).Build();
     });
 
     public string Name => cluster.Name;
+
+    /// <summary>The cluster's TLS and SASL settings in librdkafka's terms.</summary>
+    public static void ApplySecurity(ClientConfig config, UpstreamSecurity security)
+    {
+        config.SecurityProtocol = (security.Tls, security.Sasl) switch
+        {
+            (null, null) => SecurityProtocol.Plaintext,
+            (not null, null) => SecurityProtocol.Ssl,
+            (null, not null) => SecurityProtocol.SaslPlaintext,
+            _ => SecurityProtocol.SaslSsl,
+        };
+        if (security.Tls is { } tls)
+        {
+            config.SslCaLocation = tls.CaPath;
+            config.SslCertificateLocation = tls.CertificatePath;
+            config.SslKeyLocation = tls.KeyPath;
+        }
+        if (security.Sasl is { } sasl)
+        {
+            config.SaslMechanism = sasl.Mechanism switch
+            {
+                SaslMechanisms.Plain => SaslMechanism.Plain,
+                SaslMechanisms.ScramSha256 => SaslMechanism.ScramSha256,
+                _ => SaslMechanism.ScramSha512,
+            };
+            config.SaslUsername = sasl.Username;
+            config.SaslPassword = sasl.Password;
+        }
+    }
 
     public async Task<Dictionary<TopicPartition, long>> EndOffsetsAsync(IReadOnlyCollection<TopicPartition> partitions, TimeSpan timeout)
     {

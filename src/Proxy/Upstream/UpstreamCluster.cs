@@ -190,7 +190,7 @@ public sealed partial class UpstreamCluster : IAsyncDisposable
                 broker = view.BrokersById.GetValueOrDefault(node) ?? throw new UpstreamUnavailableException($"Coordinator {node} of '{transactionalId}' is not in cluster '{Name}'.");
             }
             await using var connection = await UpstreamConnection.ConnectAsync(new DnsEndPoint(broker.Host, broker.Port), $"{Name}/{node} (txn)",
-                _limits.UpstreamConnectTimeout, _logger, cancellationToken).ConfigureAwait(false);
+                _limits.UpstreamConnectTimeout, _logger, cancellationToken, Config.UpstreamSecurity).ConfigureAwait(false);
             using var frame = FrameCodec.EncodeRequest(ApiKey.InitProducerId, version, 0, ClientId,
                 new InitProducerIdRequest { TransactionalId = transactionalId, TransactionTimeoutMs = transactionTimeoutMs, ProducerId = -1, ProducerEpoch = -1 });
             var pending = await connection.SendAsync(frame.Memory, expectResponse: true, cancellationToken).ConfigureAwait(false);
@@ -234,7 +234,7 @@ public sealed partial class UpstreamCluster : IAsyncDisposable
                             continue;
                         }
                         _control = await UpstreamConnection.ConnectAsync(candidate, $"{Name} control ({candidate.Host}:{candidate.Port})",
-                            _limits.UpstreamConnectTimeout, _logger, CancellationToken.None).ConfigureAwait(false);
+                            _limits.UpstreamConnectTimeout, _logger, CancellationToken.None, Config.UpstreamSecurity).ConfigureAwait(false);
                     }
                     using var frame = FrameCodec.EncodeRequest(apiKey, version, 0, ClientId, request);
                     var pending = await _control.SendAsync(frame.Memory, expectResponse: true).ConfigureAwait(false);

@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Switchback.Protocol;
+using Switchback.Proxy.Security;
 
 namespace Switchback.Proxy.Upstream;
 
@@ -27,12 +28,11 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     private int _nextCorrelationId;
     private Exception? _failure;
 
-    private UpstreamConnection(Socket socket, string description, ILogger logger)
+    private UpstreamConnection(Socket socket, Stream stream, string description, ILogger logger)
     {
         _socket = socket;
         Description = description;
         _logger = logger;
-        var stream = new NetworkStream(socket, ownsSocket: true);
         _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024));
         _writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
         _readLoop = Task.Run(ReadLoopAsync);
@@ -43,7 +43,8 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     /// <summary>False once the connection failed or was closed; the pool then opens a new one.</summary>
     public bool IsHealthy => Volatile.Read(ref _failure) is null;
 
-    public static async ValueTask<UpstreamConnection> ConnectAsync(DnsEndPoint endPoint, string description, TimeSpan timeout, ILogger logger, CancellationToken cancellationToken)
+    public static async ValueTask<UpstreamConnection> ConnectAsync(DnsEndPoint endPoint, string description, TimeSpan timeout, ILogger logger, CancellationToken cancellationToken,
+        UpstreamSecurity? security = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -58,7 +59,22 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
             cancellationToken.ThrowIfCancellationRequested();
             throw new UpstreamUnavailableException($"Cannot connect to {description} ({endPoint.Host}:{endPoint.Port}): {e.Message}", e);
         }
-        return new UpstreamConnection(socket, description, logger);
+        Stream stream = new NetworkStream(socket, ownsSocket: true);
+        if (security is { Tls: not null } or { Sasl: not null })
+        {
+            // TLS and SASL complete before the connection carries requests, within the same connect timeout.
+            try
+            {
+                stream = await UpstreamHandshake.SecureAsync(stream, endPoint, security, description, timeoutSource.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException e)
+            {
+                await stream.DisposeAsync().ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
+                throw new UpstreamUnavailableException($"TLS/SASL handshake with {description} timed out.", e);
+            }
+        }
+        return new UpstreamConnection(socket, stream, description, logger);
     }
 
     /// <summary>

@@ -1,5 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
+using Switchback.Proxy.Configuration;
+using Switchback.Proxy.Security;
 
 namespace Switchback.Proxy.Upstream;
 
@@ -7,7 +9,7 @@ namespace Switchback.Proxy.Upstream;
 /// The upstream connections of one client session, one per upstream broker, opened on first use. Keeping them per
 /// session means one client's long-poll Fetch never queues another client's requests.
 /// </summary>
-public sealed class UpstreamPool(TimeSpan connectTimeout, ILogger logger) : IAsyncDisposable
+public sealed class UpstreamPool(TimeSpan connectTimeout, ILogger logger, IReadOnlyList<ClusterConfig>? clusters = null) : IAsyncDisposable
 {
     private readonly Dictionary<(int Cluster, int Node), UpstreamConnection> _connections = [];
     private bool _disposed;
@@ -31,10 +33,13 @@ public sealed class UpstreamPool(TimeSpan connectTimeout, ILogger logger) : IAsy
             throw new UpstreamUnavailableException($"Broker {nodeId} is not part of cluster '{view.ClusterName}'.");
         }
         var connection = await UpstreamConnection.ConnectAsync(new DnsEndPoint(broker.Host, broker.Port),
-            $"{view.ClusterName}/{nodeId}", connectTimeout, logger, cancellationToken).ConfigureAwait(false);
+            $"{view.ClusterName}/{nodeId}", connectTimeout, logger, cancellationToken, SecurityOf(view.Ordinal)).ConfigureAwait(false);
         _connections[key] = connection;
         return connection;
     }
+
+    private UpstreamSecurity SecurityOf(int ordinal) =>
+        clusters is not null && ordinal < clusters.Count ? clusters[ordinal].UpstreamSecurity : UpstreamSecurity.None;
 
     /// <summary>Any broker of the cluster, preferring one already connected.</summary>
     public ValueTask<UpstreamConnection> GetAnyAsync(ClusterView view, CancellationToken cancellationToken)

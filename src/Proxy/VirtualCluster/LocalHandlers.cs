@@ -18,7 +18,8 @@ public sealed class LocalHandlers(ProxyState state)
         var response = new ApiVersionsResponse();
         foreach (var apiKey in Enum.GetValues<ApiKey>())
         {
-            var range = state.AdvertisedVersions(apiKey) ?? (RawRelay.IsRelayable(apiKey) ? RawRelay.Versions(state, apiKey) : null);
+            var range = state.AdvertisedVersions(apiKey) ?? (RawRelay.IsRelayable(apiKey) ? RawRelay.Versions(state, apiKey) : null)
+                ?? Security.SaslAuthenticator.AdvertisedVersions(state.Config, apiKey);
             if (range is { } r)
             {
                 response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)apiKey, MinVersion = r.Min, MaxVersion = r.Max });

@@ -26,7 +26,11 @@ public sealed class ProxyState : IAsyncDisposable
         var logger = loggerFactory.CreateLogger("Switchback.Upstream");
         _clusters = config.Clusters.ToDictionary(c => c.Name, c => new UpstreamCluster(c, config.Limits, logger), StringComparer.Ordinal);
         ClustersByOrdinal = [.. config.Clusters.Select(c => _clusters[c.Name])];
+        Authorization = Security.FamilyAuthorization.Create(config, this);
     }
+
+    /// <summary>Per-family allow lists, or null when no family restricts its principals.</summary>
+    public Security.FamilyAuthorization? Authorization { get; }
 
     public ProxyConfig Config { get; }
     public ProxyMetrics Metrics { get; }

@@ -1,5 +1,6 @@
 using Switchback.Protocol;
 using Switchback.Proxy.Listening;
+using Switchback.Proxy.Security;
 using Switchback.Proxy.Upstream;
 
 namespace Switchback.Proxy.VirtualCluster;
@@ -14,10 +15,52 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
     private readonly LocalHandlers _local = new(state);
     private readonly PartitionHandlers _partitions = new(state);
     private readonly CoordinatorHandlers _coordinators = new(state);
+    private readonly SaslAuthenticator? _sasl = state.Config.ListenerSecurity.Sasl is { } sasl
+        ? new SaslAuthenticator(sasl, state.LoggerFactory.CreateLogger<SaslAuthenticator>(), session.Id)
+        : null;
+    private Func<RequestContext, ValueTask<Task<PooledFrame>?>>? _route;
+
+    /// <summary>True while the listener requires SASL and this connection has not completed it.</summary>
+    public bool AwaitingAuthentication => _sasl is { IsAuthenticated: false };
+
+    /// <summary>True when the next frame is a raw SASL token (after SaslHandshake v0), not a Kafka request.</summary>
+    public bool ExpectsRawSaslToken => _sasl is { ExpectsRawToken: true };
 
     public async ValueTask<Task<PooledFrame>?> DispatchAsync(PooledFrame frame)
     {
+        if (_sasl is { ExpectsRawToken: true })
+        {
+            using (frame)
+            {
+                var token = _sasl.HandleRawToken(frame);
+                if (_sasl.Principal is { } authenticated)
+                {
+                    session.Principal = authenticated;
+                }
+                return Task.FromResult(token);
+            }
+        }
         RequestHeader.TryPeek(frame.Span, out var apiKey, out var version, out var correlationId);
+        if (_sasl is not null && apiKey != ApiKey.ApiVersions)
+        {
+            if (apiKey is ApiKey.SaslHandshake or ApiKey.SaslAuthenticate)
+            {
+                using (frame)
+                {
+                    var answer = _sasl.Handle(frame, apiKey, version);
+                    if (_sasl.Principal is { } principal)
+                    {
+                        session.Principal = principal;
+                    }
+                    return Task.FromResult(answer);
+                }
+            }
+            if (!_sasl.IsAuthenticated)
+            {
+                frame.Dispose();
+                throw new KafkaProtocolException($"{apiKey} before SASL authentication completed.");
+            }
+        }
         if (apiKey == ApiKey.ApiVersions)
         {
             // Answered even for versions the proxy does not know: a broker replies with UNSUPPORTED_VERSION in v0.
@@ -55,17 +98,10 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         }
         try
         {
-            return apiKey switch
-            {
-                ApiKey.Metadata => await _local.MetadataAsync(context).ConfigureAwait(false),
-                ApiKey.DescribeCluster => await _local.DescribeClusterAsync(context).ConfigureAwait(false),
-                ApiKey.FindCoordinator => await _local.FindCoordinatorAsync(context).ConfigureAwait(false),
-                ApiKey.Produce => await _partitions.ProduceAsync(context).ConfigureAwait(false),
-                ApiKey.Fetch => await _partitions.FetchAsync(context).ConfigureAwait(false),
-                ApiKey.ListOffsets => await _partitions.ListOffsetsAsync(context).ConfigureAwait(false),
-                ApiKey.OffsetForLeaderEpoch => await _partitions.OffsetForLeaderEpochAsync(context).ConfigureAwait(false),
-                _ => await _coordinators.RouteAsync(context).ConfigureAwait(false),
-            };
+            // Allow lists, when configured, check (and may narrow) the request before it is routed.
+            return state.Authorization is { } authorization
+                ? await authorization.DispatchAsync(context, _route ??= RouteAsync).ConfigureAwait(false)
+                : await RouteAsync(context).ConfigureAwait(false);
         }
         finally
         {
@@ -73,4 +109,17 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
             frame.Dispose();
         }
     }
+
+    private async ValueTask<Task<PooledFrame>?> RouteAsync(RequestContext context) =>
+        context.ApiKey switch
+        {
+            ApiKey.Metadata => await _local.MetadataAsync(context).ConfigureAwait(false),
+            ApiKey.DescribeCluster => await _local.DescribeClusterAsync(context).ConfigureAwait(false),
+            ApiKey.FindCoordinator => await _local.FindCoordinatorAsync(context).ConfigureAwait(false),
+            ApiKey.Produce => await _partitions.ProduceAsync(context).ConfigureAwait(false),
+            ApiKey.Fetch => await _partitions.FetchAsync(context).ConfigureAwait(false),
+            ApiKey.ListOffsets => await _partitions.ListOffsetsAsync(context).ConfigureAwait(false),
+            ApiKey.OffsetForLeaderEpoch => await _partitions.OffsetForLeaderEpochAsync(context).ConfigureAwait(false),
+            _ => await _coordinators.RouteAsync(context).ConfigureAwait(false),
+        };
 }
