@@ -84,6 +84,10 @@ public sealed partial class ClientSession
         {
             _closeReason = "connection reset by client";
         }
+        catch (ChannelClosedException)
+        {
+            // The write loop ended first (the client went away or an answer failed); it recorded why.
+        }
         catch (OperationCanceledException)
         {
             _closeReason = "connection aborted";
@@ -158,7 +162,16 @@ public sealed partial class ClientSession
                         _state.Metrics.RequestDropped();
                         continue;
                     }
-                    await _responses.Writer.WriteAsync(new PendingClientResponse(apiKey, started, response), _connection.ConnectionClosed).ConfigureAwait(false);
+                    var pendingResponse = new PendingClientResponse(apiKey, started, response);
+                    try
+                    {
+                        await _responses.Writer.WriteAsync(pendingResponse, _connection.ConnectionClosed).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        Abandon(pendingResponse);
+                        throw;
+                    }
                 }
             }
             finally
@@ -173,6 +186,19 @@ public sealed partial class ClientSession
     }
 
     private async Task WriteLoopAsync()
+    {
+        try
+        {
+            await WriteResponsesAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            // Whatever ended the loop, answers still queued are released and no longer counted in flight.
+            DrainAbandoned();
+        }
+    }
+
+    private async Task WriteResponsesAsync()
     {
         var output = _connection.Transport.Output;
         await foreach (var pending in _responses.Reader.ReadAllAsync().ConfigureAwait(false))
@@ -191,8 +217,8 @@ public sealed partial class ClientSession
                 {
                     LogUnexpected(_logger, Id, e);
                 }
+                _state.Metrics.RequestDropped();
                 _connection.Abort(new ConnectionAbortedException(_closeReason));
-                DrainAbandoned();
                 return;
             }
             using (frame)
@@ -208,7 +234,6 @@ public sealed partial class ClientSession
                 var flush = await output.FlushAsync().ConfigureAwait(false);
                 if (flush.IsCompleted || flush.IsCanceled)
                 {
-                    DrainAbandoned();
                     return;
                 }
             }
@@ -221,15 +246,24 @@ public sealed partial class ClientSession
         _responses.Writer.TryComplete();
         while (_responses.Reader.TryRead(out var abandoned))
         {
-            _state.Metrics.RequestDropped();
-            _ = abandoned.Response.ContinueWith(static t =>
-            {
-                if (t.IsCompletedSuccessfully)
-                {
-                    t.Result.Dispose();
-                }
-            }, TaskScheduler.Default);
+            Abandon(abandoned);
         }
+    }
+
+    private void Abandon(PendingClientResponse abandoned)
+    {
+        _state.Metrics.RequestDropped();
+        _ = abandoned.Response.ContinueWith(static t =>
+        {
+            if (t.IsCompletedSuccessfully)
+            {
+                t.Result.Dispose();
+            }
+            else
+            {
+                _ = t.Exception; // observed: the client is gone
+            }
+        }, TaskScheduler.Default);
     }
 
     private readonly record struct PendingClientResponse(ApiKey ApiKey, long Started, Task<PooledFrame> Response);

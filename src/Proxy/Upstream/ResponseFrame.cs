@@ -23,7 +23,7 @@ public sealed class PooledFrame : IDisposable
 
     // A pool of its own, bounded: the shared pool keeps per-core stacks of every size it has seen, so a burst of
     // large Produce requests would stay resident. Frames above the largest bucket are allocated and left to the GC.
-    private static readonly ArrayPool<byte> Pool = ArrayPool<byte>.Create(maxArrayLength: 1024 * 1024, maxArraysPerBucket: 64);
+    private static readonly ArrayPool<byte> Pool = ArrayPool<byte>.Create(maxArrayLength: 1024 * 1024, maxArraysPerBucket: 16);
 
     public static PooledFrame Rent(int length) => new(Pool.Rent(Math.Max(length, 16)), length);
 

@@ -14,8 +14,10 @@ namespace Switchback.Protocol.Tests.Budgets;
 /// <summary>
 /// Allocation budgets of the relay hot path, enforced: the BenchmarkDotNet hot-path benches run in-process with the
 /// memory diagnoser, their JSON results file is read back, and every bench must stay within its budget. A change
-/// that makes the hot path allocate fails here, not in a later profile.
+/// that makes the hot path allocate fails here, not in a later profile. The in-process memory diagnoser counts the
+/// whole process's allocations, so this runs alone, after the parallel tests.
 /// </summary>
+[Collection(AllocationBudgetCollection.Name)]
 public sealed class AllocationBudgetTests
 {
     private static readonly Dictionary<string, long> BudgetBytesPerOperation = new()
@@ -70,4 +72,10 @@ public sealed class AllocationBudgetTests
             }
         }
     }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class AllocationBudgetCollection
+{
+    public const string Name = "Allocation budgets";
 }
