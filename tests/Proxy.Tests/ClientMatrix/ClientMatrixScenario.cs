@@ -55,24 +55,49 @@ public sealed class ClientMatrixScenario(ITestOutputHelper output)
         var during = Expected($"{client}-m", DuringSwitch);
         var after = Expected($"{client}-k", AfterRollback);
 
-        AssertEachOnce("produced before the switch", Produced(await produce(rig.BootstrapServers, topic, BeforeSwitch, $"{client}-n")), before);
+        var producedBefore = await produce(rig.BootstrapServers, topic, BeforeSwitch, $"{client}-n");
+        AssertEachOnce("produced before the switch", Produced(producedBefore), before);
 
         var consumed = await consume(rig.BootstrapServers, topic, group, BeforeSwitch);
         AssertEachOnce($"consumed by group {group}", consumed.Where(r => r.Op == "consumed").Select(r => (r.Key, r.Value)), before);
 
         var switched = await rig.SwitchAsync(new { write = "target", force = true, reason = $"client matrix: {client}" });
         Assert.True(switched.Status == HttpStatusCode.OK, $"switch: {switched}");
-        AssertEachOnce("produced after the switch", Produced(await produce(rig.BootstrapServers, topic, DuringSwitch, $"{client}-m")), during);
+        var producedDuring = await produce(rig.BootstrapServers, topic, DuringSwitch, $"{client}-m");
+        AssertEachOnce("produced after the switch", Produced(producedDuring), during);
 
         var rolledBack = await rig.RollbackAsync(new { reason = $"client matrix: {client}" });
         Assert.True(rolledBack.Status == HttpStatusCode.OK, $"rollback: {rolledBack}");
-        AssertEachOnce("produced after the rollback", Produced(await produce(rig.BootstrapServers, topic, AfterRollback, $"{client}-k")), after);
+        var producedAfter = await produce(rig.BootstrapServers, topic, AfterRollback, $"{client}-k");
+        AssertEachOnce("produced after the rollback", Produced(producedAfter), after);
 
         var source = rig.ReadAll("source");
         var target = rig.ReadAll("target");
         output.WriteLine($"{client}: source holds {source.Count} records, target {target.Count}; switch pause {switched.Body.GetProperty("pauseMs")} ms, rollback pause {rolledBack.Body.GetProperty("pauseMs")} ms");
         AssertEachOnce("stored on source", source.Select(r => (r.Key, r.Value)), [.. before, .. after]);
         AssertEachOnce("stored on target", target.Select(r => (r.Key, r.Value)), during);
+
+        // The N precede the K in every source partition: the rollback appended, it did not interleave or rewrite.
+        foreach (var partition in source.GroupBy(r => r.Partition))
+        {
+            var lastBefore = partition.Where(r => r.Value.StartsWith($"{client}-n-", StringComparison.Ordinal)).Select(r => r.Offset).DefaultIfEmpty(-1).Max();
+            var firstAfter = partition.Where(r => r.Value.StartsWith($"{client}-k-", StringComparison.Ordinal)).Select(r => r.Offset).DefaultIfEmpty(long.MaxValue).Min();
+            Assert.True(lastBefore < firstAfter, $"source partition {partition.Key}: a record produced before the switch sits at {lastBefore}, after one produced after the rollback at {firstAfter}");
+        }
+        // Where the client reports the acknowledged partition and offset, that is where the record is.
+        AssertAcknowledgedWhereStored("source", producedBefore, source);
+        AssertAcknowledgedWhereStored("target", producedDuring, target);
+        AssertAcknowledgedWhereStored("source", producedAfter, source);
+    }
+
+    private static void AssertAcknowledgedWhereStored(string cluster, List<ClientRecord> produced, List<StoredRecord> stored)
+    {
+        var byValue = stored.ToDictionary(r => r.Value);
+        var wrong = produced.Where(p => p.Op == "produced" && p.Offset >= 0)
+            .Where(p => byValue[p.Value].Partition != p.Partition || byValue[p.Value].Offset != p.Offset)
+            .Select(p => $"{p.Value} acknowledged at {p.Partition}@{p.Offset}, stored at {byValue[p.Value].Partition}@{byValue[p.Value].Offset}")
+            .ToList();
+        Assert.True(wrong.Count == 0, $"{cluster}: {wrong.Count} acknowledgement(s) name the wrong place: {string.Join("; ", wrong.Take(5))}");
     }
 
     /// <summary>Record i of a phase: key <c>prefix-k(i mod 7)</c>, value <c>prefix-i</c> (as every driver writes it).</summary>

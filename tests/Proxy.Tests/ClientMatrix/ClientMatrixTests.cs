@@ -95,6 +95,18 @@ public sealed class ClientMatrixTests(ITestOutputHelper output)
         await _scenario.RunAsync(new ClientDriver("sarama", binary, []));
     }
 
+    /// <summary>
+    /// The lowest Sarama setting that still has consumer groups: Produce v2 with legacy magic-1 message sets, Fetch v3,
+    /// Metadata v1, so pre-record-batch frames cross the switch too.
+    /// </summary>
+    [Fact]
+    public async Task SaramaAtKafka0102_LegacyMessageSetsAcrossSwitchAndRollback_EachRecordOnceOnItsWriteCluster()
+    {
+        var binary = await MatrixClientInstalls.EnsureSaramaDriverAsync();
+        await _scenario.RunAsync(new ClientDriver("sarama-0.10.2", binary, [],
+            new Dictionary<string, string> { ["SARAMA_KAFKA_VERSION"] = "0.10.2.0" }));
+    }
+
     [Fact]
     public async Task KafkaJavascript_ProduceConsumeSwitchRollback_EachRecordOnceOnItsWriteCluster()
     {

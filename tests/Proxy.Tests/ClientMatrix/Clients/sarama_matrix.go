@@ -1,12 +1,14 @@
 // Client-matrix driver for Sarama 1.22 (Go). Sarama 1.22 never sends ApiVersions: it picks every request version
-// from Config.Version, which therefore must name a Kafka version whose request versions the proxy and both clusters
-// accept. V2_0_0_0 gives Produce v3 (record batches, magic 2), Fetch v4, Metadata v5, ListOffsets v1, JoinGroup v1,
-// OffsetCommit v2, OffsetFetch v1; the default (V0_8_2_0) would mean Produce v0 message sets and no consumer groups
-// (NewConsumerGroup refuses anything below V0_10_2_0).
+// from Config.Version, so that must name a Kafka version whose request versions the proxy and both clusters accept.
+// V2_0_0_0 gives Produce v3 (record batches, magic 2), Fetch v4, Metadata v5, ListOffsets v1, JoinGroup v1,
+// OffsetCommit v1, OffsetFetch v1, FindCoordinator v0, all inside what the proxy offers. The default, V0_8_2_0,
+// still produces through the proxy (Produce v0, magic-0 message sets) but rules out consumer groups:
+// NewConsumerGroup refuses anything below V0_10_2_0.
 //
 // Usage: sarama_matrix produce|consume <bootstrap> <topic> <group> <count> <prefix>
 // Record i has key "<prefix>-k<i % 7>" and value "<prefix>-<i>". Prints one JSON line per record produced (with the
-// partition and offset the broker acknowledged) or consumed. MATRIX_DEBUG=1 logs Sarama on stderr.
+// partition and offset the broker acknowledged) or consumed. MATRIX_DEBUG=1 logs Sarama on stderr;
+// SARAMA_KAFKA_VERSION (e.g. 0.10.2.0) overrides Config.Version.
 package main
 
 import (
@@ -43,6 +45,14 @@ func config() *sarama.Config {
 	cfg := sarama.NewConfig()
 	cfg.ClientID = "matrix-sarama"
 	cfg.Version = sarama.V2_0_0_0
+	if text := os.Getenv("SARAMA_KAFKA_VERSION"); text != "" {
+		version, err := sarama.ParseKafkaVersion(text)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "SARAMA_KAFKA_VERSION:", err)
+			os.Exit(2)
+		}
+		cfg.Version = version
+	}
 	cfg.Metadata.Retry.Max = 10
 	cfg.Metadata.Retry.Backoff = 200 * time.Millisecond
 	return cfg
