@@ -112,15 +112,42 @@ public static class MatrixClientInstalls
             }
             await AptInstallAsync("build-essential python3 libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev",
                 "the build dependencies of @confluentinc/kafka-javascript", onlyIfMissing: true);
-            Directory.CreateDirectory(directory);
-            var install = await ExternalClients.RunAsync("npm",
-                ["install", "--prefix", directory, "--no-save", "--no-audit", "--no-fund", $"@confluentinc/kafka-javascript@{KafkaJavascriptVersion}"],
-                environment: new Dictionary<string, string> { ["CKJS_LINKING"] = "dynamic" },
-                timeout: TimeSpan.FromMinutes(10));
-            if (install.ExitCode != 0 || !File.Exists(addon))
+            // Built in a staging directory and renamed into place, so a concurrent run on the same machine never sees a
+            // half-built cache; the addon finds its librdkafka through RUNPATH $ORIGIN/../deps, so it survives the move.
+            var staging = $"{directory}.building-{Guid.NewGuid():N}";
+            Directory.CreateDirectory(staging);
+            try
             {
-                throw new InvalidOperationException(
-                    $"CKJS_LINKING=dynamic npm install @confluentinc/kafka-javascript@{KafkaJavascriptVersion} into {directory} did not build {addon}: {install}");
+                var install = await ExternalClients.RunAsync("npm",
+                    ["install", "--prefix", staging, "--no-save", "--no-audit", "--no-fund", $"@confluentinc/kafka-javascript@{KafkaJavascriptVersion}"],
+                    environment: new Dictionary<string, string> { ["CKJS_LINKING"] = "dynamic" },
+                    timeout: TimeSpan.FromMinutes(10));
+                var stagedAddon = Path.Combine(staging, Path.GetRelativePath(directory, addon));
+                if (install.ExitCode != 0 || !File.Exists(stagedAddon))
+                {
+                    throw new InvalidOperationException(
+                        $"CKJS_LINKING=dynamic npm install @confluentinc/kafka-javascript@{KafkaJavascriptVersion} into {staging} did not build {stagedAddon}: {install}");
+                }
+                if (!File.Exists(addon))
+                {
+                    if (Directory.Exists(directory))
+                    {
+                        // Left by an interrupted older install.
+                        Directory.Delete(directory, recursive: true);
+                    }
+                    Directory.Move(staging, directory);
+                }
+            }
+            catch (IOException) when (File.Exists(addon))
+            {
+                // Another run finished first; use its build.
+            }
+            finally
+            {
+                if (Directory.Exists(staging))
+                {
+                    Directory.Delete(staging, recursive: true);
+                }
             }
             return nodeModules;
         }
