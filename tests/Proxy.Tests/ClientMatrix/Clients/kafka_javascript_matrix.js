@@ -1,4 +1,4 @@
-// Client-matrix driver for @confluentinc/kafka-javascript 1.10.1 (librdkafka 2.10+), through its KafkaJS-style API.
+// Client-matrix driver for @confluentinc/kafka-javascript 1.10.1 (bundles librdkafka 2.15.1), through its KafkaJS-style API.
 // Usage: node kafka_javascript_matrix.js produce|consume <bootstrap> <topic> <group> <count> <prefix>
 // (NODE_PATH must reach @confluentinc/kafka-javascript.)
 // Record i has key "<prefix>-k<i % 7>" and value "<prefix>-<i>". Prints one JSON line per record produced (with the
