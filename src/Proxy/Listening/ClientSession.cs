@@ -183,6 +183,13 @@ public sealed partial class ClientSession
                 frame = await pending.Response.ConfigureAwait(false);
                 _state.Metrics.RequestAnswered(pending.ApiKey, Stopwatch.GetElapsedTime(pending.Started), frame.Length);
             }
+            catch (OperationCanceledException) when (_connection.ConnectionClosed.IsCancellationRequested)
+            {
+                // The client went away while this request was in flight: nobody is left to answer.
+                _closeReason = $"connection closed with requests in flight ({pending.ApiKey} first)";
+                DrainAbandoned();
+                return;
+            }
             catch (Exception e)
             {
                 // No answer can be built for this request; closing is what a broker does and clients retry.
