@@ -10,7 +10,15 @@ namespace Switchback.Proxy.Tests.Fuzzing.Harness;
 public static class FrameMutator
 {
     /// <summary>API keys worth aiming a mutated header at: every key the proxy interprets, plus a few it does not.</summary>
-    private static readonly short[] InterestingApiKeys = [0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 18, 19, 22, 24, 25, 26, 28, 32, 36, 60, 68, 75, -1, 1000, short.MaxValue];
+    private static readonly short[] InterestingApiKeys = [0, 1, 2, 3, 8, 9, 10, 12, 13, 14, 18, 19, 22, 24, 25, 26, 28, 32, 36, 60, 75, -1, 1000, short.MaxValue];
+
+    /// <summary>
+    /// APIs the fuzzer never sends, because the librdkafka mock cluster aborts the whole process on some malformed
+    /// or inconsistent ones where a broker would answer with an error: JoinGroup (assertion in
+    /// rd_kafka_mock_cgrp_classic_elect_leader when members name different protocols) and ConsumerGroupHeartbeat
+    /// (assertion in validate_subscription). Such frames are left out of the stream.
+    /// </summary>
+    private static readonly HashSet<short> CrashTheMockUpstream = [11, 68];
 
     /// <summary>One fuzz case: what is sent, in which chunks, and a short description for reports.</summary>
     public sealed record FuzzCase(long Seed, IReadOnlyList<byte[]> Chunks, string Description);
@@ -83,6 +91,10 @@ public static class FrameMutator
                         MutateHeader(random, body, notes, i);
                         break;
                 }
+            }
+            if (body.Length >= 2 && CrashTheMockUpstream.Contains(BinaryPrimitives.ReadInt16BigEndian(body)))
+            {
+                continue;
             }
             for (var r = 0; r < repeat; r++)
             {
