@@ -9,6 +9,7 @@ using Switchback.Proxy.Tests.Fuzzing.Harness;
 // Long run of the session fuzzer against a proxy in front of two in-process mock clusters.
 //   dotnet run -c Release --project tests/FuzzRunner -- --iterations 1000000 [--start-seed N] [--parallelism P]
 //   dotnet run -c Release --project tests/FuzzRunner -- --seed N        (replays one case and prints what it sent)
+//   ... --show-close "unreachable"   (prints the seeds of cases whose close reason contains the text)
 // Exit code 1 when any case was a finding; every finding is printed with the seed that reproduces it.
 
 var options = ParseArguments(args);
@@ -60,6 +61,10 @@ try
         foreach (var result in results)
         {
             served += result.ResponseBytes > 0 ? 1 : 0;
+            if (options.ShowCloseReason is { } wanted && result.CloseReason?.Contains(wanted, StringComparison.Ordinal) == true)
+            {
+                Console.WriteLine($"seed {result.Seed} [{result.Description}]: {result.CloseReason}");
+            }
             var reason = CloseReasonKind(result.CloseReason);
             closeReasons[reason] = closeReasons.GetValueOrDefault(reason) + 1;
         }
@@ -120,11 +125,12 @@ static RunOptions ParseArguments(string[] args)
             "--start-seed" => options with { StartSeed = long.Parse(value, CultureInfo.InvariantCulture) },
             "--seed" => options with { ReplaySeed = long.Parse(value, CultureInfo.InvariantCulture) },
             "--parallelism" => options with { Parallelism = int.Parse(value, CultureInfo.InvariantCulture) },
-            _ => throw new ArgumentException($"Unknown argument {args[i]}; use --iterations, --start-seed, --seed or --parallelism."),
+            "--show-close" => options with { ShowCloseReason = value },
+            _ => throw new ArgumentException($"Unknown argument {args[i]}; use --iterations, --start-seed, --seed, --parallelism or --show-close."),
         };
         i++;
     }
     return options;
 }
 
-internal sealed record RunOptions(long Iterations = 10_000, long StartSeed = 1, long? ReplaySeed = null, int Parallelism = 32);
+internal sealed record RunOptions(long Iterations = 10_000, long StartSeed = 1, long? ReplaySeed = null, int Parallelism = 32, string? ShowCloseReason = null);
