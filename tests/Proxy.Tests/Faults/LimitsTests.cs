@@ -84,6 +84,53 @@ public sealed class LimitsTests(ProxyFixture fixture)
         Assert.Equal(4, ProxyFixture.ReadDirectly(fixture.Source, topic).Count);
     }
 
+    [Fact]
+    public async Task UpstreamRequestTimeout_GivesUpOnASlowBroker_TellingTheClientThatTheBatchMayBeWritten_NothingLost()
+    {
+        var logs = new CapturingLoggerProvider();
+        await using var proxy = await fixture.StartProxyAsync(new Dictionary<string, string?> { ["Switchback:Limits:UpstreamRequestTimeoutMs"] = "500" }, logs);
+        var topic = fixture.NewTopic("orders");
+        var config = new ProducerConfig(fixture.ProducerConfig(proxy.BootstrapServers)) { EnableIdempotence = true, MessageTimeoutMs = 30_000 };
+        config.Debug = "msg"; // librdkafka logs how it classifies each produce error
+        var clientLog = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var producer = new ProducerBuilder<string, string>(config).SetLogHandler((_, m) => clientLog.Enqueue(m.Message)).Build();
+        await fixture.ProduceAsync(producer, topic, 1, "warm");
+        List<string> values;
+        try
+        {
+            foreach (var broker in fixture.Source.BrokerIds)
+            {
+                fixture.Source.SetBrokerRtt(broker, 1500);
+            }
+            var slow = fixture.ProduceAsync(producer, topic, 10, "slow");
+            // The proxy gives up after 500 ms instead of waiting out the broker: requests the client sent are
+            // answered with retriable errors (or their connection closed), and its own metadata refreshes fail.
+            Assert.True(await Poll.UntilAsync(() => logs.Entries.Any(e => e.Message.Contains("No response within 500 ms", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
+                "logged: " + string.Join(" | ", logs.Entries.Select(e => e.Message)));
+            foreach (var broker in fixture.Source.BrokerIds)
+            {
+                fixture.Source.SetBrokerRtt(broker, 0);
+            }
+            values = await slow;
+        }
+        finally
+        {
+            foreach (var broker in fixture.Source.BrokerIds)
+            {
+                fixture.Source.SetBrokerRtt(broker, 0);
+            }
+        }
+        var stored = ProxyFixture.ReadDirectly(fixture.Source, topic).Select(r => r.Message.Value).ToList();
+        Assert.Empty(values.Except(stored));
+        // A batch sent upstream but not answered in time may have been written: the client must hear REQUEST_TIMED_OUT
+        // ("possibly persisted": retry with the same sequence), never an error that says it was not written.
+        Assert.Contains(clientLog, l => l.Contains("Request timed out (actions Retry,MsgPossiblyPersisted)", StringComparison.Ordinal));
+        Assert.DoesNotContain(clientLog, l => l.Contains("MsgNotPersisted", StringComparison.Ordinal));
+        // Not asserted: each record stored once. The retries carry the same producer id, epoch and sequence (the proxy
+        // relays them untouched before any switch), yet the librdkafka mock appends them again where a broker would
+        // answer DUPLICATE_SEQUENCE_NUMBER.
+    }
+
     [Theory]
     [InlineData("IdleTimeoutMs", "0")]
     [InlineData("IdleTimeoutMs", "-5")]
