@@ -111,6 +111,7 @@ public static class ConfigValidator
         Positive($"{root}:Limits:UpstreamConnectTimeoutMs", limits.UpstreamConnectTimeoutMs);
         Positive($"{root}:Limits:MetadataRefreshIntervalMs", limits.MetadataRefreshIntervalMs);
         Positive($"{root}:Limits:MaxConnections", limits.MaxConnections);
+        Positive($"{root}:Limits:IdleTimeoutMs", limits.IdleTimeoutMs);
 
         var brokerPortStart = options.Listener.BrokerPortStart ?? (listener.Port == 0 ? 0 : listener.Port + 1);
         if (brokerPortStart < 0 || brokerPortStart + options.Listener.MaxBrokers > 65536)
@@ -139,7 +140,8 @@ public static class ConfigValidator
                 TimeSpan.FromMilliseconds(limits.UpstreamRequestTimeoutMs),
                 TimeSpan.FromMilliseconds(limits.UpstreamConnectTimeoutMs),
                 TimeSpan.FromMilliseconds(limits.MetadataRefreshIntervalMs),
-                limits.MaxConnections),
+                limits.MaxConnections,
+                TimeSpan.FromMilliseconds(limits.IdleTimeoutMs)),
             string.IsNullOrWhiteSpace(options.ClusterId) ? "switchback" : options.ClusterId,
             listenerTls is null && listenerSasl is null ? null : new ListenerSecurity(listenerTls, listenerSasl),
             adminTls);

@@ -61,4 +61,5 @@ public sealed record LimitsConfig(
     TimeSpan UpstreamRequestTimeout,
     TimeSpan UpstreamConnectTimeout,
     TimeSpan MetadataRefreshInterval,
-    int MaxConnections);
+    int MaxConnections,
+    TimeSpan IdleTimeout);

@@ -112,5 +112,11 @@ public sealed class LimitsOptions
     public int UpstreamRequestTimeoutMs { get; set; } = 60_000;
     public int UpstreamConnectTimeoutMs { get; set; } = 5_000;
     public int MetadataRefreshIntervalMs { get; set; } = 30_000;
+    /// <summary>Client connections open at once, over the bootstrap and every per-broker port together.</summary>
     public int MaxConnections { get; set; } = 20_000;
+    /// <summary>
+    /// A client connection with no request for this long and none in flight is closed (Kafka's
+    /// <c>connections.max.idle.ms</c> default).
+    /// </summary>
+    public int IdleTimeoutMs { get; set; } = 600_000;
 }

@@ -24,6 +24,10 @@ public sealed partial class ClientSession
     private readonly ILogger _logger;
     private readonly Channel<PendingClientResponse> _responses;
     private string _closeReason = "client closed the connection";
+    private string? _abortReason;
+    // Idle tracking for the shared heartbeat: when a request last arrived or was answered, and how many are open.
+    private long _lastActivity = Environment.TickCount64;
+    private int _inFlight;
 
     public ClientSession(ConnectionContext connection, ProxyState state, ILogger logger, int? virtualNodeId = null)
     {
@@ -56,13 +60,37 @@ public sealed partial class ClientSession
     /// <summary>Closes the connection at once, with the reason recorded.</summary>
     public void Abort(string reason)
     {
+        _abortReason ??= reason;
         _closeReason = reason;
         _connection.Abort(new ConnectionAbortedException(reason));
     }
 
+    /// <summary>True when nothing is in flight and nothing arrived or left for <paramref name="idleTimeoutMs"/>.</summary>
+    internal bool IsIdle(long now, long idleTimeoutMs) =>
+        _abortReason is null && Volatile.Read(ref _inFlight) == 0 && now - Volatile.Read(ref _lastActivity) >= idleTimeoutMs;
+
     public async Task RunAsync()
     {
-        LogOpened(_logger, Id, _connection.RemoteEndPoint?.ToString() ?? "?");
+        var remote = _connection.RemoteEndPoint?.ToString() ?? "?";
+        if (!_state.Sessions.TryOpen(this))
+        {
+            LogRefused(_logger, Id, remote, _state.Sessions.MaxConnections);
+            _connection.Abort(new ConnectionAbortedException("connection limit reached"));
+            return;
+        }
+        try
+        {
+            await ServeAsync(remote).ConfigureAwait(false);
+        }
+        finally
+        {
+            _state.Sessions.Close(this);
+        }
+    }
+
+    private async Task ServeAsync(string remote)
+    {
+        LogOpened(_logger, Id, remote);
         _state.Metrics.ConnectionOpened();
         // On shutdown, stop taking requests; those in flight are still answered before the connection closes.
         using var stopping = _state.Stopping.Register(static s =>
@@ -90,7 +118,7 @@ public sealed partial class ClientSession
         }
         catch (OperationCanceledException)
         {
-            _closeReason = "connection aborted";
+            _closeReason = _abortReason ?? "connection aborted";
         }
         catch (Exception e) when (e is UpstreamUnavailableException or CoordinatorUnavailableException)
         {
@@ -139,6 +167,7 @@ public sealed partial class ClientSession
                     {
                         throw new KafkaProtocolException($"Request frame of {frameBytes.Length} bytes is shorter than a request header.");
                     }
+                    Volatile.Write(ref _lastActivity, Environment.TickCount64);
                     var frame = PooledFrame.CopyOf(frameBytes);
                     var started = Stopwatch.GetTimestamp();
                     var apiKey = ApiKey.SaslAuthenticate;
@@ -162,6 +191,7 @@ public sealed partial class ClientSession
                         _state.Metrics.RequestDropped();
                         continue;
                     }
+                    Interlocked.Increment(ref _inFlight);
                     var pendingResponse = new PendingClientResponse(apiKey, started, response);
                     try
                     {
@@ -209,6 +239,13 @@ public sealed partial class ClientSession
                 frame = await pending.Response.ConfigureAwait(false);
                 _state.Metrics.RequestAnswered(pending.ApiKey, Stopwatch.GetElapsedTime(pending.Started), frame.Length);
             }
+            catch (OperationCanceledException) when (_connection.ConnectionClosed.IsCancellationRequested)
+            {
+                // The client went away while this request was in flight: nobody is left to answer.
+                _closeReason = _abortReason ?? $"connection closed with requests in flight ({pending.ApiKey} first)";
+                _state.Metrics.RequestDropped();
+                return;
+            }
             catch (Exception e)
             {
                 // No answer can be built for this request; closing is what a broker does and clients retry.
@@ -228,6 +265,8 @@ public sealed partial class ClientSession
                 frame.Span.CopyTo(span[4..]);
                 output.Advance(frame.Length + 4);
             }
+            Volatile.Write(ref _lastActivity, Environment.TickCount64);
+            Interlocked.Decrement(ref _inFlight);
             // Batch writes: flush only when no further response is ready.
             if (!_responses.Reader.TryPeek(out var next) || !next.Response.IsCompleted)
             {
@@ -273,6 +312,9 @@ public sealed partial class ClientSession
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Client connection {ConnectionId} closed: {Reason}")]
     private static partial void LogClosed(ILogger logger, string connectionId, string reason);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Client connection {ConnectionId} from {Remote} refused: {MaxConnections} connections are open (Limits:MaxConnections)")]
+    private static partial void LogRefused(ILogger logger, string connectionId, string remote, int maxConnections);
 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "Client connection {ConnectionId}: unexpected failure")]
     private static partial void LogUnexpected(ILogger logger, string connectionId, Exception exception);

@@ -54,6 +54,9 @@ public sealed class ProxyMetrics
     public void Routed(ApiKey apiKey, string family, string cluster, int partitions) =>
         _routed.WithLabels(Name(apiKey), family, cluster).Inc(partitions);
 
+    /// <summary>Client connections open now (the <c>switchback_client_connections</c> gauge).</summary>
+    public int OpenConnections => (int)_connections.Value;
+
     public void ConnectionOpened() => _connections.Inc();
     public void ConnectionClosed() => _connections.Dec();
 

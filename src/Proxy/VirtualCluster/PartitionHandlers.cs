@@ -176,7 +176,7 @@ public sealed class PartitionHandlers(ProxyState state)
         {
             return RelayOrMergeProduceAsync(context, request, calls.Values.First().Call);
         }
-        return MergeProduceAsync(context, request, calls.Values.Select(c => c.Call).ToList(), rejected);
+        return MergeProduceAsync(context, request, [.. calls.Values], rejected);
     }
 
     /// <summary>One upstream broker took the whole request: relay its answer as is unless it carries leader hints.</summary>
@@ -189,20 +189,34 @@ public sealed class PartitionHandlers(ProxyState state)
             System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.Span, context.CorrelationId);
             return frame;
         }
-        return await MergeProduceAsync(context, request, [call], []).ConfigureAwait(false);
+        return await MergeProduceAsync(context, request, [(call, request)], []).ConfigureAwait(false);
     }
 
-    private async Task<PooledFrame> MergeProduceAsync(RequestContext context, ProduceRequest request, List<UpstreamCall> calls, Dictionary<(string, int), ErrorCode> rejected)
+    private async Task<PooledFrame> MergeProduceAsync(RequestContext context, ProduceRequest request, List<(UpstreamCall Call, ProduceRequest Sub)> calls,
+        Dictionary<(string, int), ErrorCode> rejected)
     {
         try
         {
             var results = new Dictionary<(string, int), ProduceResponse.PartitionProduceResponse>();
             var merged = new ProduceResponse();
-            foreach (var call in calls)
+            foreach (var (call, sub) in calls)
             {
                 var response = await call.ResponseAsync<ProduceResponse>(context, Timeout).ConfigureAwait(false);
                 if (response is null)
                 {
+                    if (call.Pending is not null)
+                    {
+                        // Sent but not answered: the broker may have written it, which REQUEST_TIMED_OUT says (as a broker
+                        // does when acks=all times out). NOT_LEADER_OR_FOLLOWER would tell an idempotent producer it was
+                        // not written, and librdkafka then re-sends it under a bumped epoch: the records are stored twice.
+                        foreach (var topic in sub.TopicData)
+                        {
+                            foreach (var partition in topic.PartitionData)
+                            {
+                                rejected.TryAdd((topic.Name, partition.Index), ErrorCode.RequestTimedOut);
+                            }
+                        }
+                    }
                     continue;
                 }
                 merged.ThrottleTimeMs = Math.Max(merged.ThrottleTimeMs, response.ThrottleTimeMs);
@@ -245,7 +259,7 @@ public sealed class PartitionHandlers(ProxyState state)
         }
         finally
         {
-            UpstreamCall.DisposeAll(calls);
+            UpstreamCall.DisposeAll([.. calls.Select(c => c.Call)]);
         }
     }
 

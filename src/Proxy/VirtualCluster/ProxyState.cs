@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Switchback.Protocol;
 using Switchback.Proxy.Configuration;
+using Switchback.Proxy.Listening;
 using Switchback.Proxy.Metrics;
 using Switchback.Proxy.Switching;
 using Switchback.Proxy.Routing;
@@ -20,6 +21,7 @@ public sealed class ProxyState : IAsyncDisposable
         Producers = new ProducerIdMapper(this);
         Transactions = new TransactionalProducers(this);
         Config = config;
+        Sessions = new ClientSessions(config.Limits);
         Routes = routes;
         AdvertisedPort = config.AdvertisedPort;
         LoggerFactory = loggerFactory;
@@ -33,6 +35,9 @@ public sealed class ProxyState : IAsyncDisposable
     public Security.FamilyAuthorization? Authorization { get; }
 
     public ProxyConfig Config { get; }
+
+    /// <summary>Open client sessions of every listener: the connection limit and the idle heartbeat.</summary>
+    public ClientSessions Sessions { get; }
     public ProxyMetrics Metrics { get; }
 
     /// <summary>Per-family in-flight traffic a switch coordinates with.</summary>
@@ -125,6 +130,7 @@ public sealed class ProxyState : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        Sessions.Dispose();
         foreach (var cluster in ClustersByOrdinal)
         {
             await cluster.DisposeAsync().ConfigureAwait(false);

@@ -44,9 +44,9 @@ public sealed class UpstreamCall(ClusterView view, int leader) : IDisposable
     /// <summary>The raw response frame (kept by this call until <see cref="Dispose"/> or <see cref="Detach"/>), or null on failure.</summary>
     public async Task<PooledFrame?> FrameAsync(RequestContext context, TimeSpan timeout)
     {
-        if (Pending is null)
+        if (Pending is null || Failure is not null)
         {
-            return null;
+            return null; // never sent, or already given up on: do not wait a second time
         }
         try
         {
