@@ -30,35 +30,35 @@ public static class ErrorResponses
         switch (context.ApiKey)
         {
             case ApiKey.OffsetCommit:
-            {
-                var request = context.Decode<OffsetCommitRequest>();
-                var response = new OffsetCommitResponse();
-                foreach (var topic in request.Topics)
                 {
-                    var answered = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = topic.Name };
-                    foreach (var partition in topic.Partitions)
+                    var request = context.Decode<OffsetCommitRequest>();
+                    var response = new OffsetCommitResponse();
+                    foreach (var topic in request.Topics)
                     {
-                        answered.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = partition.PartitionIndex, ErrorCode = (short)error });
+                        var answered = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = topic.Name };
+                        foreach (var partition in topic.Partitions)
+                        {
+                            answered.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = partition.PartitionIndex, ErrorCode = (short)error });
+                        }
+                        response.Topics.Add(answered);
                     }
-                    response.Topics.Add(answered);
+                    return response;
                 }
-                return response;
-            }
             case ApiKey.OffsetFetch when context.Version < 8:
-            {
-                var request = context.Decode<OffsetFetchRequest>();
-                var response = new OffsetFetchResponse { ErrorCode = (short)error };
-                foreach (var topic in request.Topics ?? [])
                 {
-                    var answered = new OffsetFetchResponse.OffsetFetchResponseTopic { Name = topic.Name };
-                    foreach (var partition in topic.PartitionIndexes)
+                    var request = context.Decode<OffsetFetchRequest>();
+                    var response = new OffsetFetchResponse { ErrorCode = (short)error };
+                    foreach (var topic in request.Topics ?? [])
                     {
-                        answered.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartition { PartitionIndex = partition, CommittedOffset = -1, ErrorCode = (short)error });
+                        var answered = new OffsetFetchResponse.OffsetFetchResponseTopic { Name = topic.Name };
+                        foreach (var partition in topic.PartitionIndexes)
+                        {
+                            answered.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartition { PartitionIndex = partition, CommittedOffset = -1, ErrorCode = (short)error });
+                        }
+                        response.Topics.Add(answered);
                     }
-                    response.Topics.Add(answered);
+                    return response;
                 }
-                return response;
-            }
             default:
                 return WithoutRequest(context.ApiKey, error);
         }

@@ -3,8 +3,8 @@ using Switchback.Protocol;
 using Switchback.Proxy.Configuration;
 using Switchback.Proxy.Listening;
 using Switchback.Proxy.Metrics;
-using Switchback.Proxy.Switching;
 using Switchback.Proxy.Routing;
+using Switchback.Proxy.Switching;
 using Switchback.Proxy.Upstream;
 
 namespace Switchback.Proxy.VirtualCluster;
