@@ -112,10 +112,10 @@ public sealed class SoakReport(
         sb.AppendLine();
         sb.AppendLine("| t | RSS MiB | HWM MiB | fds | threads | connections | in flight | GC heap MiB | acked | failed | consumed | lag | orders write | fault |");
         sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
-        foreach (var s in samples.Append(idle))
+        foreach (var s in samples)
         {
             var heap = s.Metrics.TryGetValue("dotnet_total_memory_bytes", out var h) ? (h / (1024 * 1024)).ToString("0.0", Inv) : "n/a";
-            var label = ReferenceEquals(s, idle) ? $"{Clock(s.At)} (idle)" : Clock(s.At);
+            var label = ReferenceEquals(s, idle) ? $"{Clock(s.At)} (idle)" : s.At > loadEnd ? $"{Clock(s.At)} (after load)" : Clock(s.At);
             sb.AppendLine(Inv, $"| {label} | {s.Proc.RssKb / 1024.0:0.0} | {s.Proc.HwmKb / 1024.0:0.0} | {s.Proc.OpenFds} | {s.Proc.Threads} | " +
                 $"{ResourceSampler.Metric(s, "switchback_client_connections")} | {ResourceSampler.Metric(s, "switchback_requests_in_flight")} | {heap} | " +
                 $"{s.Acked} | {s.Failed} | {s.Consumed} | {s.ConsumerLag} | {s.OrdersWrite} | {s.Fault} |");

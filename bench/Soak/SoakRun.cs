@@ -91,12 +91,19 @@ public static class SoakRun
         consumerThreads.ForEach(t => t.Join());
         await stopSampling.CancelAsync();
         await sampling;
-        // With every client gone, connections and in-flight requests should be back to zero.
-        await Task.Delay(TimeSpan.FromSeconds(5));
+        // With every client gone, connections and in-flight requests should be back to zero; allow them 30 s.
         Sample idle;
         using (var http = new HttpClient { BaseAddress = proxy.AdminUri, Timeout = TimeSpan.FromSeconds(5) })
         {
-            idle = await sampler.SampleOnce(http);
+            var idleDeadline = clock.Elapsed + TimeSpan.FromSeconds(30);
+            do
+            {
+                await Task.Delay(TimeSpan.FromSeconds(5));
+                idle = await sampler.SampleOnce(http);
+            }
+            while (clock.Elapsed < idleDeadline
+                && (idle.Metrics.GetValueOrDefault("switchback_client_connections", -1) != 0
+                    || idle.Metrics.GetValueOrDefault("switchback_requests_in_flight", -1) != 0));
         }
         var logProblems = proxy.CountProblemLines();
         var proxyAlive = !proxy.HasExited;
