@@ -76,12 +76,27 @@ public sealed partial class ProxyProcess : IAsyncDisposable
                 threads = long.Parse(line["Threads:".Length..].Trim(), CultureInfo.InvariantCulture);
             }
         }
-        var fds = Directory.GetFileSystemEntries($"/proc/{Pid}/fd").Length;
-        return new ProcSample(rss, hwm, threads, fds);
+        var fds = Directory.GetFileSystemEntries($"/proc/{Pid}/fd");
+        var sockets = 0;
+        foreach (var fd in fds)
+        {
+            try
+            {
+                if (new FileInfo(fd).LinkTarget?.StartsWith("socket:", StringComparison.Ordinal) == true)
+                {
+                    sockets++;
+                }
+            }
+            catch (IOException)
+            {
+                // Closed between listing and reading.
+            }
+        }
+        return new ProcSample(rss, hwm, threads, fds.Length, sockets);
     }
 
-    /// <summary>Log lines at warning level or above, counted by level and category.</summary>
-    public IReadOnlyList<(string Level, string Category, int Count)> CountProblemLines()
+    /// <summary>Log lines at warning level or above, counted by level and category, with the first distinct error lines.</summary>
+    public ProxyLogSummary SummariseLog()
     {
         lock (_logGate)
         {
@@ -90,16 +105,37 @@ public sealed partial class ProxyProcess : IAsyncDisposable
         using var stream = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         using var reader = new StreamReader(stream);
         var counts = new Dictionary<(string, string), int>();
+        var examples = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        string? pending = null;
         while (reader.ReadLine() is { } line)
         {
+            if (pending is not null)
+            {
+                // The console logger writes an exception on the lines after the message.
+                var text = line.StartsWith(' ') || !TimestampedLine().IsMatch(line) ? $"{pending} / {line.Trim()}" : pending;
+                if (examples.Count < 8 && seen.Add(ConnectionId().Replace(text, "<id>")))
+                {
+                    examples.Add(text.Length > 400 ? text[..400] : text);
+                }
+                pending = null;
+            }
             var match = ProblemLine().Match(line);
             if (match.Success)
             {
                 var key = (match.Groups[1].Value, match.Groups[2].Value);
                 counts[key] = counts.GetValueOrDefault(key) + 1;
+                if (match.Groups[1].Value is "fail" or "crit")
+                {
+                    pending = line;
+                }
             }
         }
-        return [.. counts.OrderByDescending(c => c.Value).Select(c => (c.Key.Item1, c.Key.Item2, c.Value))];
+        if (pending is not null && examples.Count < 8 && seen.Add(ConnectionId().Replace(pending, "<id>")))
+        {
+            examples.Add(pending);
+        }
+        return new ProxyLogSummary([.. counts.OrderByDescending(c => c.Value).Select(c => (c.Key.Item1, c.Key.Item2, c.Value))], examples);
     }
 
     /// <summary>Stops the proxy with SIGTERM (a graceful shutdown), then kills it if it has not exited in 15 s.</summary>
@@ -178,7 +214,16 @@ public sealed partial class ProxyProcess : IAsyncDisposable
     // The proxy's single-line console format: "HH:mm:ss.fff warn: Category[event] message".
     [GeneratedRegex(@"^\S+ (warn|fail|crit): ([^\[\s]+)")]
     private static partial Regex ProblemLine();
+
+    [GeneratedRegex(@"^\d\d:\d\d:\d\d\.\d{3} ")]
+    private static partial Regex TimestampedLine();
+
+    [GeneratedRegex(@"\b0HN[0-9A-Z]{10}\b|^\S+ ")]
+    private static partial Regex ConnectionId();
 }
 
+/// <summary>The proxy log's lines at warning level or above, counted by level and category, and example error lines.</summary>
+public sealed record ProxyLogSummary(IReadOnlyList<(string Level, string Category, int Count)> Counts, IReadOnlyList<string> ErrorExamples);
+
 /// <summary>One reading of the proxy's /proc entries (kB, counts).</summary>
-public readonly record struct ProcSample(long RssKb, long HwmKb, long Threads, long OpenFds);
+public readonly record struct ProcSample(long RssKb, long HwmKb, long Threads, long OpenFds, long Sockets);

@@ -23,7 +23,7 @@ public sealed class SoakReport(
     IReadOnlyList<(string Group, long Lag)> finalLag,
     DeliveryCheckResult check,
     IReadOnlyList<Trend> trends,
-    IReadOnlyList<(string Level, string Category, int Count)> logProblems,
+    ProxyLogSummary log,
     bool proxyAlive,
     int metricErrors)
 {
@@ -59,8 +59,9 @@ public sealed class SoakReport(
             sb.AppendLine("- Memory and handles: too few samples to compare. **fail**");
         }
         sb.AppendLine(Inv, $"- After all clients closed: {Metric(idle, "switchback_client_connections")} client connections, " +
-            $"{Metric(idle, "switchback_requests_in_flight")} requests in flight, {idle.Proc.OpenFds} fds, {idle.Proc.Threads} threads, " +
-            $"RSS {idle.Proc.RssKb / 1024.0:0.0} MiB (peak VmHWM {idle.Proc.HwmKb / 1024.0:0.0} MiB). **{(IdleClean ? "pass" : "fail")}**");
+            $"{Metric(idle, "switchback_requests_in_flight")} requests in flight, {idle.Proc.OpenFds} fds ({idle.Proc.Sockets} sockets), {idle.Proc.Threads} threads, " +
+            $"RSS {idle.Proc.RssKb / 1024.0:0.0} MiB (peak VmHWM {idle.Proc.HwmKb / 1024.0:0.0} MiB); at the first sample, with the clients connecting: " +
+            $"{samples[0].Proc.OpenFds} fds ({samples[0].Proc.Sockets} sockets), {samples[0].Proc.Threads} threads, RSS {samples[0].Proc.RssKb / 1024.0:0.0} MiB. **{(IdleClean ? "pass" : "fail")}**");
         if (!proxyAlive)
         {
             sb.AppendLine("- The proxy process exited during the run. **fail**");
@@ -110,13 +111,13 @@ public sealed class SoakReport(
         }
         sb.AppendLine("## Time series");
         sb.AppendLine();
-        sb.AppendLine("| t | RSS MiB | HWM MiB | fds | threads | connections | in flight | GC heap MiB | acked | failed | consumed | lag | orders write | fault |");
-        sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+        sb.AppendLine("| t | RSS MiB | HWM MiB | fds | sockets | threads | connections | in flight | GC heap MiB | acked | failed | consumed | lag | orders write | fault |");
+        sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
         foreach (var s in samples)
         {
             var heap = s.Metrics.TryGetValue("dotnet_total_memory_bytes", out var h) ? (h / (1024 * 1024)).ToString("0.0", Inv) : "n/a";
             var label = ReferenceEquals(s, idle) ? $"{Clock(s.At)} (idle)" : s.At > loadEnd ? $"{Clock(s.At)} (after load)" : Clock(s.At);
-            sb.AppendLine(Inv, $"| {label} | {s.Proc.RssKb / 1024.0:0.0} | {s.Proc.HwmKb / 1024.0:0.0} | {s.Proc.OpenFds} | {s.Proc.Threads} | " +
+            sb.AppendLine(Inv, $"| {label} | {s.Proc.RssKb / 1024.0:0.0} | {s.Proc.HwmKb / 1024.0:0.0} | {s.Proc.OpenFds} | {s.Proc.Sockets} | {s.Proc.Threads} | " +
                 $"{ResourceSampler.Metric(s, "switchback_client_connections")} | {ResourceSampler.Metric(s, "switchback_requests_in_flight")} | {heap} | " +
                 $"{s.Acked} | {s.Failed} | {s.Consumed} | {s.ConsumerLag} | {s.OrdersWrite} | {s.Fault} |");
         }
@@ -164,7 +165,7 @@ public sealed class SoakReport(
         sb.AppendLine();
         sb.AppendLine("## Proxy log");
         sb.AppendLine();
-        if (logProblems.Count == 0)
+        if (log.Counts.Count == 0)
         {
             sb.AppendLine("No warning, error or critical lines.");
         }
@@ -172,9 +173,21 @@ public sealed class SoakReport(
         {
             sb.AppendLine("Lines at warning level or above, by level and category (switches log at warning by design):");
             sb.AppendLine();
-            foreach (var (level, category, count) in logProblems.Take(15))
+            foreach (var (level, category, count) in log.Counts.Take(15))
             {
                 sb.AppendLine(Inv, $"- {level} `{category}`: {count}");
+            }
+            if (log.ErrorExamples.Count > 0)
+            {
+                sb.AppendLine();
+                sb.AppendLine("First distinct error lines:");
+                sb.AppendLine();
+                sb.AppendLine("```");
+                foreach (var line in log.ErrorExamples)
+                {
+                    sb.AppendLine(line);
+                }
+                sb.AppendLine("```");
             }
         }
         return sb.ToString();

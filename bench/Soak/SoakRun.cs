@@ -105,7 +105,7 @@ public static class SoakRun
                 && (idle.Metrics.GetValueOrDefault("switchback_client_connections", -1) != 0
                     || idle.Metrics.GetValueOrDefault("switchback_requests_in_flight", -1) != 0));
         }
-        var logProblems = proxy.CountProblemLines();
+        var log = proxy.SummariseLog();
         var proxyAlive = !proxy.HasExited;
         await proxy.DisposeAsync();
 
@@ -121,7 +121,7 @@ public static class SoakRun
         var loaded = samples.Where(s => s.At <= loadEnd).ToList();
         var trends = Flatness.Analyse(loaded, Flatness.Warmup(options.Duration));
         var report = new SoakReport(options, args, repository, startedUtc, loadEnd, producers, consumers, churn, ledger, changes,
-            faults.Faults, samples, idle, finalLag, check, trends, logProblems, proxyAlive, sampler.MetricErrors);
+            faults.Faults, samples, idle, finalLag, check, trends, log, proxyAlive, sampler.MetricErrors);
         Directory.CreateDirectory(Path.GetDirectoryName(outputPath)!);
         await File.WriteAllTextAsync(outputPath, report.Markdown());
         Console.WriteLine();
