@@ -70,6 +70,7 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.Services.AddSingleton(new AuditLog(config.StateDirectory));
         builder.Services.AddSingleton(new RouteTableHolder(store.Load(config, RouteTable.FromConfig(config))));
         var registry = Prometheus.Metrics.NewCustomRegistry();
+        Prometheus.DotNetStats.Register(registry); // process_* and dotnet_* series: memory, GC, threads, descriptors
         builder.Services.AddSingleton(registry);
         builder.Services.AddSingleton(new ProxyMetrics(registry));
         builder.Services.AddSingleton<SwitchCoordinator>();
