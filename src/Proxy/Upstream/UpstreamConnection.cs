@@ -218,6 +218,9 @@ public sealed class PendingResponse(int correlationId)
 
     public int CorrelationId { get; } = correlationId;
 
+    /// <summary>Completes when the broker has answered or the connection has failed, whoever waits or gives up.</summary>
+    public Task Settled => _completion.Task;
+
     /// <summary>Waits for the response; on timeout the response, if it ever arrives, is discarded.</summary>
     public async Task<PooledFrame> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {

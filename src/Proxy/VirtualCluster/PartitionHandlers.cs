@@ -51,7 +51,8 @@ public sealed class PartitionHandlers(ProxyState state)
                 ExitAll(lanes);
                 return null;
             }
-            return ExitWhenAnswered(response, lanes);
+            ExitWhenSettled(context.UpstreamSettled, lanes);
+            return response;
         }
         catch
         {
@@ -94,16 +95,23 @@ public sealed class PartitionHandlers(ProxyState state)
         }
     }
 
-    private static async Task<PooledFrame> ExitWhenAnswered(Task<PooledFrame> response, List<Switching.FamilyTraffic.Lane> lanes)
+    /// <summary>
+    /// A produce leaves the drain count when its upstream requests have settled (answered, or their connection
+    /// failed), not when its client stops waiting: a client that goes away does not take back a write already on
+    /// its way to the old cluster, and a switch must not flip until that write has landed or failed.
+    /// </summary>
+    private void ExitWhenSettled(List<Task> settled, List<Switching.FamilyTraffic.Lane> lanes)
     {
-        try
-        {
-            return await response.ConfigureAwait(false);
-        }
-        finally
+        if (settled.Count == 0)
         {
             ExitAll(lanes);
+            return;
         }
+        _ = Task.WhenAll(settled).WaitAsync(Timeout).ContinueWith(static (t, state) =>
+        {
+            _ = t.Exception; // failures are the client's answer, not the lane's concern
+            ExitAll((List<Switching.FamilyTraffic.Lane>)state!);
+        }, lanes, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     private async ValueTask<Task<PooledFrame>?> ProduceCoreAsync(RequestContext context, ProduceRequest request, Routing.RouteTable routes)

@@ -17,6 +17,9 @@ public sealed class RequestContext(ClientSession session, PooledFrame frame, Req
     public ReadOnlyMemory<byte> Body => Frame.Memory[bodyOffset..];
     public RouteTable Routes { get; } = routes;
 
+    /// <summary>The upstream requests this request has sent, settled when each broker answers or its connection fails.</summary>
+    public List<Task> UpstreamSettled { get; } = [];
+
     public T Decode<T>() where T : IKafkaMessage, new() => FrameCodec.DecodeBody<T>(Body, Version);
 
     /// <summary>Encodes a response to this request (client's correlation id, matching header version).</summary>

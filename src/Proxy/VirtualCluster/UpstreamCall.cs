@@ -20,6 +20,10 @@ public sealed class UpstreamCall(ClusterView view, int leader) : IDisposable
         {
             var connection = await context.Session.Upstreams.GetAsync(View, Leader, context.Session.Closed).ConfigureAwait(false);
             Pending = await connection.SendAsync(frame, expectResponse, context.Session.Closed).ConfigureAwait(false);
+            if (Pending is not null)
+            {
+                context.UpstreamSettled.Add(Pending.Settled);
+            }
         }
         catch (UpstreamUnavailableException e)
         {
