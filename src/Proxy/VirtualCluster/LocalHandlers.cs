@@ -118,24 +118,27 @@ public sealed class LocalHandlers(ProxyState state)
 
     private async ValueTask AddBrokersAsync(IReadOnlyList<ClusterView> views, MetadataResponse response)
     {
+        foreach (var broker in await VirtualBrokersAsync(views).ConfigureAwait(false))
+        {
+            response.Brokers.Add(new MetadataResponse.MetadataResponseBroker { NodeId = broker.NodeId, Host = broker.Host, Port = broker.Port, Rack = broker.Rack });
+        }
+        // Clients see the first virtual broker as the controller.
+        response.ControllerId = response.Brokers.Count > 0 ? response.Brokers[0].NodeId : -1;
+    }
+
+    /// <summary>Every upstream broker of every reachable cluster as clients see it: its virtual id, on the proxy's address.</summary>
+    private async ValueTask<List<UpstreamBroker>> VirtualBrokersAsync(IReadOnlyList<ClusterView> views)
+    {
+        var brokers = new List<UpstreamBroker>();
         foreach (var view in views)
         {
             foreach (var broker in view.Brokers)
             {
                 var id = NodeIds.ToVirtual(view.Ordinal, broker.NodeId);
-                response.Brokers.Add(new MetadataResponse.MetadataResponseBroker
-                {
-                    NodeId = id,
-                    Host = state.Config.AdvertisedHost,
-                    Port = await state.BrokerPort(id).ConfigureAwait(false),
-                    Rack = broker.Rack,
-                });
-                if (response.ControllerId < 0)
-                {
-                    response.ControllerId = id;
-                }
+                brokers.Add(new UpstreamBroker(id, state.Config.AdvertisedHost, await state.BrokerPort(id).ConfigureAwait(false), broker.Rack));
             }
         }
+        return brokers;
     }
 
     private MetadataResponse.MetadataResponseTopic Describe(ClusterView view, TopicView topic)
@@ -179,24 +182,11 @@ public sealed class LocalHandlers(ProxyState state)
     {
         var views = await ViewsAsync(context.Session.Closed).ConfigureAwait(false);
         var response = new DescribeClusterResponse { ClusterId = state.Config.ClusterId, ControllerId = -1 };
-        foreach (var view in views)
+        foreach (var broker in await VirtualBrokersAsync(views).ConfigureAwait(false))
         {
-            foreach (var broker in view.Brokers)
-            {
-                var id = NodeIds.ToVirtual(view.Ordinal, broker.NodeId);
-                response.Brokers.Add(new DescribeClusterResponse.DescribeClusterBroker
-                {
-                    BrokerId = id,
-                    Host = state.Config.AdvertisedHost,
-                    Port = await state.BrokerPort(id).ConfigureAwait(false),
-                    Rack = broker.Rack,
-                });
-                if (response.ControllerId < 0)
-                {
-                    response.ControllerId = id;
-                }
-            }
+            response.Brokers.Add(new DescribeClusterResponse.DescribeClusterBroker { BrokerId = broker.NodeId, Host = broker.Host, Port = broker.Port, Rack = broker.Rack });
         }
+        response.ControllerId = response.Brokers.Count > 0 ? response.Brokers[0].BrokerId : -1;
         return Task.FromResult(context.Respond(response));
     }
 
