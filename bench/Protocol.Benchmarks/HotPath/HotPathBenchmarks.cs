@@ -29,8 +29,8 @@ public class HotPathBenchmarks
     {
         _produceBody = BenchInputs.ProduceBody(9, topics: 2, partitions: 4, batchSize: 16 * 1024);
         _batch = BenchInputs.RecordBatch(16 * 1024);
-        _produceAnswer = Frame(ProduceAnswer(), ApiKey.Produce, 10);
-        _fetchAnswer = Frame(FetchAnswer(), ApiKey.Fetch, 16);
+        _produceAnswer = Frame(ProduceAnswer(), 10);
+        _fetchAnswer = Frame(FetchAnswer(), 16);
     }
 
     [Benchmark]
@@ -97,14 +97,6 @@ public class HotPathBenchmarks
         return answer;
     }
 
-    private static byte[] Frame(IKafkaMessage message, ApiKey apiKey, short version)
-    {
-        var header = new ResponseHeader { CorrelationId = 1 };
-        var headerVersion = KafkaApis.ResponseHeaderVersion(apiKey, version);
-        var bytes = new byte[header.Size(headerVersion) + message.Size(version)];
-        var writer = new KafkaWriter(bytes);
-        header.Write(ref writer, headerVersion);
-        message.Write(ref writer, version);
-        return bytes;
-    }
+    private static byte[] Frame(IKafkaMessage message, short version) =>
+        KafkaFrameEncoder.EncodeResponse(new ResponseHeader { CorrelationId = 1 }, message, version)[4..];
 }

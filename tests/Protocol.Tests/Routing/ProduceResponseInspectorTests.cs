@@ -57,14 +57,7 @@ public sealed class ProduceResponseInspectorTests
         return answer;
     }
 
-    private static byte[] Frame(ProduceResponse answer, short version)
-    {
-        var header = new ResponseHeader { CorrelationId = 9 };
-        var headerVersion = KafkaApis.ResponseHeaderVersion(ApiKey.Produce, version);
-        var bytes = new byte[header.Size(headerVersion) + answer.Size(version)];
-        var writer = new KafkaWriter(bytes);
-        header.Write(ref writer, headerVersion);
-        answer.Write(ref writer, version);
-        return bytes;
-    }
+    // Frames without the size prefix, as the proxy holds them.
+    private static byte[] Frame(ProduceResponse message, short version) =>
+        KafkaFrameEncoder.EncodeResponse(new ResponseHeader { CorrelationId = 9 }, message, version)[4..];
 }

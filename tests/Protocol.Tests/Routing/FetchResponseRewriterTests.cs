@@ -3,7 +3,7 @@ using Switchback.Protocol.Messages;
 using Switchback.Protocol.Routing;
 using Xunit;
 
-namespace Switchback.Proxy.Tests.VirtualCluster;
+namespace Switchback.Protocol.Tests.Routing;
 
 /// <summary>
 /// The in-place Fetch rewrite must produce exactly what decoding, mapping and re-encoding produces, and must refuse
@@ -146,14 +146,7 @@ public sealed class FetchResponseRewriterTests
         return response;
     }
 
-    private static byte[] Frame(FetchResponse response, short version)
-    {
-        var header = new ResponseHeader { CorrelationId = 1234 };
-        var headerVersion = KafkaApis.ResponseHeaderVersion(ApiKey.Fetch, version);
-        var bytes = new byte[header.Size(headerVersion) + response.Size(version)];
-        var writer = new KafkaWriter(bytes);
-        header.Write(ref writer, headerVersion);
-        response.Write(ref writer, version);
-        return bytes;
-    }
+    // Frames without the size prefix, as the proxy holds them.
+    private static byte[] Frame(FetchResponse message, short version) =>
+        KafkaFrameEncoder.EncodeResponse(new ResponseHeader { CorrelationId = 1234 }, message, version)[4..];
 }
