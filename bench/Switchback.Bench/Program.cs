@@ -5,6 +5,8 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        // The proxy runs in this process: give it the socket threading `switchback run` has.
+        Switchback.Proxy.Hosting.SocketEventThreads.PreferInlineCompletions();
         if (args.Length == 0 || args[0] is "-h" or "--help")
         {
             Console.WriteLine($"usage: Switchback.Bench {SwitchStallOptions.Usage}");

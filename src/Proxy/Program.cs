@@ -11,6 +11,7 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        SocketEventThreads.PreferInlineCompletions();
         using var stop = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>
         {

@@ -6,6 +6,8 @@ using Switchback.Proxy.Demo;
 using Switchback.Proxy.Hosting;
 using Switchback.Proxy.Tests.Fuzzing.Harness;
 
+SocketEventThreads.PreferInlineCompletions(); // the proxy's threading, as `switchback run` has it
+
 // Long run of the session fuzzer against a proxy in front of two in-process mock clusters.
 //   dotnet run -c Release --project tests/FuzzRunner -- --iterations 1000000 [--start-seed N] [--parallelism P]
 //   dotnet run -c Release --project tests/FuzzRunner -- --seed N        (replays one case and prints what it sent)

@@ -87,6 +87,9 @@ public sealed class ProxyHost : IAsyncDisposable
             // A request frame must fit the input pipe before it is consumed, so its bound follows the frame limit.
             sockets.MaxReadBufferSize = config.Limits.MaxFrameBytes + 64 * 1024;
             sockets.MaxWriteBufferSize = 1024 * 1024;
+            // Connection code runs where the socket completes instead of hopping to the thread pool (see
+            // SocketEventThreads); safe because nothing on the request path blocks.
+            sockets.UnsafePreferInlineScheduling = true;
         });
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

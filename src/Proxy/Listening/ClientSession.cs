@@ -42,6 +42,8 @@ public sealed partial class ClientSession
         {
             SingleReader = true,
             SingleWriter = true,
+            // The write loop wakes on the thread that queued the answer rather than on another worker.
+            AllowSynchronousContinuations = true,
         });
     }
 

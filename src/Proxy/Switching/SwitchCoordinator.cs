@@ -76,7 +76,7 @@ public sealed partial class SwitchCoordinator : IDisposable
             {
                 if (current.Previous is null)
                 {
-                    Audit(action, current, current.Route, request, "refused", 0, "nothing to roll back");
+                    await AuditAsync(action, current, current.Route, request, "refused", 0, "nothing to roll back").ConfigureAwait(false);
                     return new SwitchOutcome(409, new { error = $"Family '{request.Family}' has no earlier route to roll back to." });
                 }
                 target = current.Previous;
@@ -98,7 +98,7 @@ public sealed partial class SwitchCoordinator : IDisposable
                 gates = await _gates.CheckAsync(request.Family, current.Route, target, groups).ConfigureAwait(false);
                 if (gates.Any(g => !g.Passed))
                 {
-                    Audit(action, current, target, request, "refused", 0, string.Join("; ", gates.Where(g => !g.Passed).Select(g => g.Summary)));
+                    await AuditAsync(action, current, target, request, "refused", 0, string.Join("; ", gates.Where(g => !g.Passed).Select(g => g.Summary))).ConfigureAwait(false);
                     return new SwitchOutcome(409, new
                     {
                         error = $"Readiness gates failed for '{request.Family}'; nothing changed (use force to override).",
@@ -136,7 +136,8 @@ public sealed partial class SwitchCoordinator : IDisposable
                 var next = new FamilyRoute(request.Family, target, epoch, DateTimeOffset.UtcNow, current.Route,
                     writeMoves ? epoch : current.WriteEpoch);
                 var table = _state.Routes.Current.With(next);
-                _store.Save(table); // durable before anyone sees it
+                // Durable before anyone sees it; on the thread pool, as this may be running on a socket event thread.
+                await Task.Run(() => _store.Save(table)).ConfigureAwait(false);
                 _state.Routes.Swap(table);
                 if (baseline is not null)
                 {
@@ -147,7 +148,7 @@ public sealed partial class SwitchCoordinator : IDisposable
                 traffic.Commits.Release();
 
                 _metrics.SwitchCompleted(request.Family, action, pause.Elapsed);
-                Audit(action, current, target, request, "ok", pause.Elapsed.TotalMilliseconds, null);
+                await AuditAsync(action, current, target, request, "ok", pause.Elapsed.TotalMilliseconds, null).ConfigureAwait(false);
                 LogSwitched(_logger, action, request.Family, current.Route.ToString(), target.ToString(), pause.Elapsed.TotalMilliseconds);
                 return new SwitchOutcome(200, Describe(next, pause.Elapsed.TotalMilliseconds, gates, new { offsetsCopied = copied, leftBehind }));
             }
@@ -159,7 +160,7 @@ public sealed partial class SwitchCoordinator : IDisposable
                     ? $"did not complete within {request.Timeout.TotalMilliseconds:0} ms (in flight: {traffic.Writes.InFlight} produce, {traffic.Commits.InFlight} commit; open transactions: {traffic.OpenTransactions})"
                     : e.Message;
                 _metrics.SwitchFailed(request.Family, action);
-                Audit(action, current, target, request, "failed", pause.Elapsed.TotalMilliseconds, why);
+                await AuditAsync(action, current, target, request, "failed", pause.Elapsed.TotalMilliseconds, why).ConfigureAwait(false);
                 return new SwitchOutcome(503, new { error = $"The {action} of '{request.Family}' {why}; nothing changed.", family = request.Family });
             }
         }
@@ -238,9 +239,10 @@ public sealed partial class SwitchCoordinator : IDisposable
         }
     }
 
-    private void Audit(string action, FamilyRoute current, ClusterRoute target, SwitchRequest request, string outcome, double pauseMs, string? detail) =>
-        _audit.Append(new AuditEntry(DateTimeOffset.UtcNow, action, request.Family, current.Route.ToString(), target.ToString(),
-            request.Reason, request.Caller, outcome, Math.Round(pauseMs, 3), detail));
+    /// <summary>Appends to the audit trail on the thread pool: the disk flush must not block a socket event thread.</summary>
+    private Task AuditAsync(string action, FamilyRoute current, ClusterRoute target, SwitchRequest request, string outcome, double pauseMs, string? detail) =>
+        Task.Run(() => _audit.Append(new AuditEntry(DateTimeOffset.UtcNow, action, request.Family, current.Route.ToString(), target.ToString(),
+            request.Reason, request.Caller, outcome, Math.Round(pauseMs, 3), detail)));
 
     private static object Describe(FamilyRoute route, double pauseMs, IReadOnlyList<GateResult> gates, object extra) => new
     {

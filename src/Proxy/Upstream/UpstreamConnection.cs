@@ -213,7 +213,9 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
 /// <summary>A request sent upstream whose response has not arrived yet.</summary>
 public sealed class PendingResponse(int correlationId)
 {
-    private readonly TaskCompletionSource<PooledFrame> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Continuations run on the upstream read loop's thread: the client's answer is written right there, without a
+    // hop to another worker (nothing waiting on a response blocks; see SocketEventThreads).
+    private readonly TaskCompletionSource<PooledFrame> _completion = new();
     private int _abandoned;
 
     public int CorrelationId { get; } = correlationId;
