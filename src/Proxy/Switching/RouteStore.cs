@@ -77,7 +77,8 @@ public sealed class RouteStore
         return table;
     }
 
-    private static void FlushDirectory(string directory)
+    /// <summary>Flushes a directory's entries (a rename) to disk where the platform allows it.</summary>
+    internal static void FlushDirectory(string directory)
     {
         if (OperatingSystem.IsWindows())
         {

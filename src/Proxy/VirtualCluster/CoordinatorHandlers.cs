@@ -309,17 +309,28 @@ public sealed class CoordinatorHandlers(ProxyState state)
     private async Task<PooledFrame> RecordInitializedAsync(RequestContext context, Task<PooledFrame> response, string transactionalId, int transactionTimeoutMs)
     {
         var frame = await response.ConfigureAwait(false);
+        InitProducerIdResponse decoded;
         try
         {
-            var decoded = FrameCodec.DecodeResponse<InitProducerIdResponse>(frame, context.ApiKey, context.Version);
-            if (decoded.ErrorCode == 0)
-            {
-                state.Transactions.Initialized(transactionalId, state.Routes.Current.ForTransactionalId(transactionalId), transactionTimeoutMs);
-            }
+            decoded = FrameCodec.DecodeResponse<InitProducerIdResponse>(frame, context.ApiKey, context.Version);
         }
         catch (KafkaProtocolException)
         {
-            // Relayed as the broker sent it.
+            return frame; // relayed as the broker sent it
+        }
+        if (decoded.ErrorCode == 0)
+        {
+            try
+            {
+                // On disk before the client learns its producer id, so a restarted proxy knows where it was issued.
+                await state.Transactions.InitializedAsync(transactionalId, state.Routes.Current.ForTransactionalId(transactionalId), transactionTimeoutMs,
+                    context.Session.Closed).ConfigureAwait(false);
+            }
+            catch
+            {
+                frame.Dispose();
+                throw;
+            }
         }
         return frame;
     }

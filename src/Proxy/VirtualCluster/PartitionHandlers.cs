@@ -142,7 +142,7 @@ public sealed class PartitionHandlers(ProxyState state)
                     else if (await state.Transactions.MappingForAsync(request.TransactionalId, routes.ForTransactionalId(request.TransactionalId),
                         mayCreate: false, context.Session.Closed).ConfigureAwait(false) is { } mapping && mapping.Cluster == cluster)
                     {
-                        Switching.TransactionalProducers.Rewrite(mapping, topic.Name, partition.Index, records);
+                        await state.Transactions.RewriteAsync(mapping, topic.Name, partition.Index, records, context.Session.Closed).ConfigureAwait(false);
                     }
                 }
                 if (!calls.TryGetValue(target.Key, out var entry))

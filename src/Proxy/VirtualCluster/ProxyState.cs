@@ -18,11 +18,13 @@ public sealed class ProxyState : IAsyncDisposable
     {
         Metrics = metrics;
         Traffic = new TrafficRegistry(config.Families.Select(f => f.Name).Append(FamilyRoute.DefaultFamilyName));
-        Producers = new ProducerIdMapper(this);
-        Transactions = new TransactionalProducers(this);
         Config = config;
         Sessions = new ClientSessions(config.Limits);
         Routes = routes;
+        // Both read their state files back against the routes in force, so they come after the routes.
+        var switching = loggerFactory.CreateLogger("Switchback.Switching");
+        Producers = new ProducerIdMapper(this, config.StateDirectory, switching);
+        Transactions = new TransactionalProducers(this, config.StateDirectory, switching);
         AdvertisedPort = config.AdvertisedPort;
         LoggerFactory = loggerFactory;
         var logger = loggerFactory.CreateLogger("Switchback.Upstream");
@@ -131,6 +133,8 @@ public sealed class ProxyState : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Sessions.Dispose();
+        await Producers.DisposeAsync().ConfigureAwait(false);
+        await Transactions.DisposeAsync().ConfigureAwait(false);
         foreach (var cluster in ClustersByOrdinal)
         {
             await cluster.DisposeAsync().ConfigureAwait(false);
