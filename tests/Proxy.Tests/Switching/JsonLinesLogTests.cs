@@ -137,8 +137,8 @@ public sealed class JsonLinesLogTests : IDisposable
                 await AppendAsync(log, Segment(100 + i, 0));
             }
             // The sixth append crossed the threshold: the file now holds what the owner reported live.
-            await Poll.UntilAsync(() => File.ReadAllLines(LogPath).Length == 2, TimeSpan.FromSeconds(5));
-            Assert.Equal(0, log.LinesSinceRewrite);
+            // (The counter resets just after the rename, so both are awaited together.)
+            Assert.True(await Poll.UntilAsync(() => File.ReadAllLines(LogPath).Length == 2 && log.LinesSinceRewrite == 0, TimeSpan.FromSeconds(5)));
             await AppendAsync(log, Segment(7, 1));
         }
 
