@@ -24,18 +24,24 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
 {
     private const int MaxBrokers = 8;
 
-    [Fact]
-    public async Task ProxyStopsDuringHeldWriteSwitch_ThenDiesWithMappedWritesInFlight_RouteMatchesAudit_NothingLostOrDuplicated()
+    /// <summary>Fixed ports and a state directory, so a proxy started again takes over where the last one stopped.</summary>
+    private static Dictionary<string, string?> RestartableProxy(string stateDirectory)
     {
-        var stateDirectory = Path.Combine(Path.GetTempPath(), $"switchback-restart-{Guid.NewGuid():N}");
         var port = FreePortRange(MaxBrokers + 1);
-        var overrides = new Dictionary<string, string?>
+        return new Dictionary<string, string?>
         {
             ["Switchback:Listener:Bind"] = $"127.0.0.1:{port}",
             ["Switchback:Listener:BrokerPortStart"] = $"{port + 1}",
             ["Switchback:Listener:MaxBrokers"] = $"{MaxBrokers}",
             ["Switchback:StateDirectory"] = stateDirectory,
         };
+    }
+
+    [Fact]
+    public async Task ProxyStopsDuringHeldWriteSwitch_ThenDiesWithMappedWritesInFlight_RouteMatchesAudit_NothingLostOrDuplicated()
+    {
+        var stateDirectory = Path.Combine(Path.GetTempPath(), $"switchback-restart-{Guid.NewGuid():N}");
+        var overrides = RestartableProxy(stateDirectory);
         var topic = fixture.NewTopic("orders");
         var proxy = await fixture.StartProxyAsync(overrides, new CapturingLoggerProvider());
         ProxyHost? restarted = null;
@@ -88,7 +94,7 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
             SetRtt(fixture.Source, 0);
 
             restarted = await fixture.StartProxyAsync(overrides, new CapturingLoggerProvider());
-            Assert.Equal($"127.0.0.1:{port}", restarted.BootstrapServers);
+            Assert.Equal(overrides["Switchback:Listener:Bind"], restarted.BootstrapServers);
 
             // The route the new proxy took up is the one the audit log recorded.
             var audit = new AuditLog(stateDirectory).ReadAll().Where(e => e.Family == "orders").ToList();
@@ -174,14 +180,7 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
     public async Task TransactionalProducerMappedAfterSwitch_ProxyDiesMidTransaction_TransactionCommitsOnceThroughRestartedProxy()
     {
         var stateDirectory = Path.Combine(Path.GetTempPath(), $"switchback-restart-{Guid.NewGuid():N}");
-        var port = FreePortRange(MaxBrokers + 1);
-        var overrides = new Dictionary<string, string?>
-        {
-            ["Switchback:Listener:Bind"] = $"127.0.0.1:{port}",
-            ["Switchback:Listener:BrokerPortStart"] = $"{port + 1}",
-            ["Switchback:Listener:MaxBrokers"] = $"{MaxBrokers}",
-            ["Switchback:StateDirectory"] = stateDirectory,
-        };
+        var overrides = RestartableProxy(stateDirectory);
         var topic = fixture.NewTopic("orders");
         var proxy = await fixture.StartProxyAsync(overrides, new CapturingLoggerProvider());
         ProxyHost? restarted = null;
