@@ -207,9 +207,20 @@ public sealed class ProducerIdMapper : IAsyncDisposable
         private async Task<Segment> CreateAsync(ProducerIdMapper mapper, (long Pid, short Epoch) client, FamilyRoute route, string topic, int partition, int baseSequence, CancellationToken cancellationToken)
         {
             var cluster = route.Route.Write;
-            var ids = await _upstreamIds.GetOrAdd((cluster, route.Family, route.WriteEpoch),
-                static (key, state) => state.Cluster(key.Cluster).InitProducerIdAsync(CancellationToken.None).AsTask(), mapper._state)
-                .WaitAsync(cancellationToken).ConfigureAwait(false);
+            var idKey = (cluster, route.Family, route.WriteEpoch);
+            var allocation = _upstreamIds.GetOrAdd(idKey,
+                static (key, state) => state.Cluster(key.Cluster).InitProducerIdAsync(CancellationToken.None).AsTask(), mapper._state);
+            (long, short) ids;
+            try
+            {
+                ids = await allocation.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch when (allocation.IsFaulted || allocation.IsCanceled)
+            {
+                // A failed allocation is not kept: the client's retry asks the cluster again.
+                _upstreamIds.TryRemove(new KeyValuePair<(string, string, long), Task<(long, short)>>(idKey, allocation));
+                throw;
+            }
             var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var created = new Segment(cluster, route.Family, route.WriteEpoch, false, ids.Item1, ids.Item2, baseSequence, durable.Task);
             // Published before it is queued for the disk, so a rewrite of the log never leaves it out; a batch of the

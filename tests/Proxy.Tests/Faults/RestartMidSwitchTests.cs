@@ -43,7 +43,8 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
         var stateDirectory = Path.Combine(Path.GetTempPath(), $"switchback-restart-{Guid.NewGuid():N}");
         var overrides = RestartableProxy(stateDirectory);
         var topic = fixture.NewTopic("orders");
-        var proxy = await fixture.StartProxyAsync(overrides, new CapturingLoggerProvider());
+        var logs = new[] { new CapturingLoggerProvider(), new CapturingLoggerProvider(), new CapturingLoggerProvider() };
+        var proxy = await fixture.StartProxyAsync(overrides, logs[0]);
         ProxyHost? restarted = null;
         ProxyHost? third = null;
         var config = new ProducerConfig(fixture.ProducerConfig(proxy.BootstrapServers))
@@ -52,8 +53,11 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
             MessageTimeoutMs = 60_000,
             RetryBackoffMs = 100,
             ReconnectBackoffMaxMs = 500,
+            Debug = "eos,broker,protocol",
         };
-        using var producer = new ProducerBuilder<string, string>(config).Build();
+        var clientLog = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var producer = new ProducerBuilder<string, string>(config)
+            .SetLogHandler((_, m) => clientLog.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {m.Level} {m.Facility} {m.Message}")).Build();
         var deliveries = new List<Task<DeliveryResult<string, string>>>();
         using var stopProducing = new CancellationTokenSource();
         try
@@ -93,7 +97,7 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
             }
             SetRtt(fixture.Source, 0);
 
-            restarted = await fixture.StartProxyAsync(overrides, new CapturingLoggerProvider());
+            restarted = await fixture.StartProxyAsync(overrides, logs[1]);
             Assert.Equal(overrides["Switchback:Listener:Bind"], restarted.BootstrapServers);
 
             // The route the new proxy took up is the one the audit log recorded.
@@ -110,7 +114,21 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
 
             // The producer's batches now go to target under a mapped producer id. Slow target so some are in flight
             // (written, answer not yet sent) and kill the proxy: the producer retries them through the next one.
-            await Task.Delay(1000);
+            // Under load a restarted proxy takes a while to serve its first requests: wait until it has acknowledged
+            // writes produced after it started, so the producer is connected through it before target slows down.
+            int firstAfterRestart;
+            lock (deliveries)
+            {
+                firstAfterRestart = deliveries.Count;
+            }
+            await WaitUntilAsync(() =>
+            {
+                lock (deliveries)
+                {
+                    return deliveries.Count >= firstAfterRestart + 10
+                        && deliveries.Skip(firstAfterRestart).Take(10).All(d => d.IsCompletedSuccessfully);
+                }
+            }, TimeSpan.FromSeconds(30), "the restarted proxy acknowledged no writes");
             SetRtt(fixture.Target, 2000);
             await Task.Delay(500);
             await restarted.StopAsync(new CancellationToken(canceled: true));
@@ -118,7 +136,7 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
             restarted = null;
             SetRtt(fixture.Target, 0);
 
-            third = await fixture.StartProxyAsync(overrides, new CapturingLoggerProvider());
+            third = await fixture.StartProxyAsync(overrides, logs[2]);
             Assert.Equal("target", third.State.Routes.Current.Find("orders")!.Route.Write);
             await Task.Delay(1500);
             await stopProducing.CancelAsync();
@@ -156,6 +174,21 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
             Assert.True(duplicates.Count == 0, $"stored twice under different producer ids or sequences: {string.Join(", ", duplicates.Take(10))}");
             Assert.Equal(results.Length, kept.Count);
             Assert.True(refused > 0, "no write in flight when the proxy died was retried: the test did not exercise the restart");
+        }
+        catch
+        {
+            for (var i = 0; i < logs.Length; i++)
+            {
+                foreach (var e in logs[i].Entries.Where(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Information))
+                {
+                    output.WriteLine($"proxy{i} {e.Level} {e.Category} {e.Message}");
+                }
+            }
+            foreach (var line in clientLog)
+            {
+                output.WriteLine(line);
+            }
+            throw;
         }
         finally
         {
@@ -286,6 +319,16 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
         }
         Assert.True(remaining.Count == 0, $"could not read {topic} to its end on {cluster}");
         return values;
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string failure)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, failure);
+            await Task.Delay(50);
+        }
     }
 
     private static void SetRtt(MockKafkaCluster cluster, int rttMs)

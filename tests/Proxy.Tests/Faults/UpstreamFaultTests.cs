@@ -14,6 +14,7 @@ public sealed class UpstreamFaultTests(ProxyFixture fixture)
     private const short ProduceApi = 0;
     private const short FetchApi = 1;
     private const short FindCoordinatorApi = 10;
+    private const short InitProducerIdApi = 22;
     private const short NotLeaderOrFollower = 6;
     private const short RequestTimedOut = 7;
     private const short CoordinatorNotAvailable = 15;
@@ -195,6 +196,38 @@ public sealed class UpstreamFaultTests(ProxyFixture fixture)
         using var next = new ProducerBuilder<string, string>(fixture.ProducerConfig()).Build();
         await fixture.ProduceAsync(next, topic, 1, "after");
         Assert.Equal(["after-0", "before-0"], ProxyFixture.ReadDirectly(fixture.Source, topic).Select(r => r.Message.Value).Order());
+    }
+
+    [Fact]
+    public async Task RefusedProducerId_ForAProducerMappedAfterASwitch_IsAskedForAgainOnTheClientsRetry()
+    {
+        // Its own proxy: the switch must not move the shared proxy's routes under other tests.
+        await using var proxy = await fixture.StartProxyAsync(logs: new CapturingLoggerProvider());
+        var topic = fixture.NewTopic("orders");
+        using var producer = new ProducerBuilder<string, string>(new ProducerConfig(IdempotentProducer())
+        {
+            BootstrapServers = proxy.BootstrapServers,
+            MessageTimeoutMs = 20_000,
+        }).Build();
+        await producer.ProduceAsync(topic, new Message<string, string> { Key = "k", Value = "before" }).WaitAsync(TimeSpan.FromSeconds(20));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        var switched = await http.PostAsync(new Uri(proxy.AdminUri, "v1/families/orders/switch"),
+            new StringContent("""{"write":"target","force":true,"reason":"refused producer id"}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.True(switched.IsSuccessStatusCode, await switched.Content.ReadAsStringAsync());
+
+        // The first producer id the proxy asks target for, to map the client's producer onto, is refused.
+        try
+        {
+            fixture.Target.PushRequestErrors(InitProducerIdApi, CoordinatorNotAvailable);
+            var after = await producer.ProduceAsync(topic, new Message<string, string> { Key = "k", Value = "after" }).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(PersistenceStatus.Persisted, after.Status);
+        }
+        finally
+        {
+            fixture.Target.ClearRequestErrors(InitProducerIdApi);
+        }
+        Assert.Equal(["after"], ProxyFixture.ReadDirectly(fixture.Target, topic).Select(r => r.Message.Value));
+        Assert.Equal(["before"], ProxyFixture.ReadDirectly(fixture.Source, topic).Select(r => r.Message.Value));
     }
 
     private static void AssertExactlyOnce(IEnumerable<string> delivered, IEnumerable<ConsumeResult<string, string>> stored)
