@@ -1,4 +1,7 @@
+using System.Buffers.Binary;
+using System.Text;
 using Switchback.Protocol;
+using Switchback.Protocol.Messages;
 using Switchback.Proxy.Listening;
 using Switchback.Proxy.Security;
 using Switchback.Proxy.Upstream;
@@ -19,6 +22,9 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         ? new SaslAuthenticator(sasl, state.LoggerFactory.CreateLogger<SaslAuthenticator>(), session.Id)
         : null;
     private Func<RequestContext, ValueTask<Task<PooledFrame>?>>? _route;
+    // The client id this connection sent last, decoded and as its bytes: clients send the same one on every request.
+    private string? _clientId;
+    private byte[]? _clientIdBytes;
 
     /// <summary>True while the listener requires SASL and this connection has not completed it.</summary>
     public bool AwaitingAuthentication => _sasl is { IsAuthenticated: false };
@@ -88,7 +94,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         RequestContext context;
         try
         {
-            var bodyOffset = FrameCodec.RequestBodyOffset(frame.Memory, apiKey, version, out var header);
+            var bodyOffset = ReadHeader(frame, apiKey, version, out var header);
             context = new RequestContext(session, frame, header, bodyOffset, state.Routes.Current);
         }
         catch
@@ -110,16 +116,51 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         }
     }
 
-    private async ValueTask<Task<PooledFrame>?> RouteAsync(RequestContext context) =>
+    // The handler's own ValueTask, not awaited here: one state machine fewer to box when a handler yields.
+    private ValueTask<Task<PooledFrame>?> RouteAsync(RequestContext context) =>
         context.ApiKey switch
         {
-            ApiKey.Metadata => await _local.MetadataAsync(context).ConfigureAwait(false),
-            ApiKey.DescribeCluster => await _local.DescribeClusterAsync(context).ConfigureAwait(false),
-            ApiKey.FindCoordinator => await _local.FindCoordinatorAsync(context).ConfigureAwait(false),
-            ApiKey.Produce => await _partitions.ProduceAsync(context).ConfigureAwait(false),
-            ApiKey.Fetch => await _partitions.FetchAsync(context).ConfigureAwait(false),
-            ApiKey.ListOffsets => await _partitions.ListOffsetsAsync(context).ConfigureAwait(false),
-            ApiKey.OffsetForLeaderEpoch => await _partitions.OffsetForLeaderEpochAsync(context).ConfigureAwait(false),
-            _ => await _coordinators.RouteAsync(context).ConfigureAwait(false),
+            ApiKey.Metadata => _local.MetadataAsync(context),
+            ApiKey.DescribeCluster => _local.DescribeClusterAsync(context),
+            ApiKey.FindCoordinator => _local.FindCoordinatorAsync(context),
+            ApiKey.Produce => _partitions.ProduceAsync(context),
+            ApiKey.Fetch => _partitions.FetchAsync(context),
+            ApiKey.ListOffsets => _partitions.ListOffsetsAsync(context),
+            ApiKey.OffsetForLeaderEpoch => _partitions.OffsetForLeaderEpochAsync(context),
+            _ => _coordinators.RouteAsync(context),
         };
+
+    /// <summary>
+    /// Parses the request header and returns where the body starts. When the client id is the one this connection
+    /// sent last and no tagged fields follow (the usual request), the decoded id is reused instead of decoded again.
+    /// </summary>
+    private int ReadHeader(PooledFrame frame, ApiKey apiKey, short version, out RequestHeader header)
+    {
+        var headerVersion = KafkaApis.RequestHeaderVersion(apiKey, version);
+        var span = frame.Span;
+        if (headerVersion >= 1 && _clientIdBytes is { } known && span.Length >= 10 && BinaryPrimitives.ReadInt16BigEndian(span[8..]) == known.Length)
+        {
+            var end = 10 + known.Length;
+            if (span.Length >= end && span[10..end].SequenceEqual(known) && (headerVersion < 2 || (span.Length > end && span[end] == 0)))
+            {
+                header = new RequestHeader
+                {
+                    ApiKey = apiKey,
+                    ApiVersion = version,
+                    CorrelationId = BinaryPrimitives.ReadInt32BigEndian(span[4..]),
+                    ClientId = _clientId,
+                };
+                return headerVersion >= 2 ? end + 1 : end;
+            }
+        }
+        var bodyOffset = FrameCodec.RequestBodyOffset(frame.Memory, apiKey, version, out header);
+        if (header.ClientId is { Length: <= MaxRememberedClientIdLength } clientId && !ReferenceEquals(clientId, _clientId))
+        {
+            _clientId = clientId;
+            _clientIdBytes = Encoding.UTF8.GetBytes(clientId);
+        }
+        return bodyOffset;
+    }
+
+    private const int MaxRememberedClientIdLength = 1024;
 }
