@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.Text;
 using Switchback.Protocol;
 using Switchback.Protocol.Messages;
 using Switchback.Proxy.Listening;
@@ -22,9 +20,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         ? new SaslAuthenticator(sasl, state.LoggerFactory.CreateLogger<SaslAuthenticator>(), session.Id)
         : null;
     private Func<RequestContext, ValueTask<Task<PooledFrame>?>>? _route;
-    // The client id this connection sent last, decoded and as its bytes: clients send the same one on every request.
-    private string? _clientId;
-    private byte[]? _clientIdBytes;
+    private readonly RequestHeaderReader _headers = new();
 
     /// <summary>True while the listener requires SASL and this connection has not completed it.</summary>
     public bool AwaitingAuthentication => _sasl is { IsAuthenticated: false };
@@ -94,7 +90,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         RequestContext context;
         try
         {
-            var bodyOffset = ReadHeader(frame, apiKey, version, out var header);
+            var bodyOffset = _headers.Read(frame.Span, apiKey, version, out var header);
             context = new RequestContext(session, frame, header, bodyOffset, state.Routes.Current);
         }
         catch
@@ -130,37 +126,4 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
             _ => _coordinators.RouteAsync(context),
         };
 
-    /// <summary>
-    /// Parses the request header and returns where the body starts. When the client id is the one this connection
-    /// sent last and no tagged fields follow (the usual request), the decoded id is reused instead of decoded again.
-    /// </summary>
-    private int ReadHeader(PooledFrame frame, ApiKey apiKey, short version, out RequestHeader header)
-    {
-        var headerVersion = KafkaApis.RequestHeaderVersion(apiKey, version);
-        var span = frame.Span;
-        if (headerVersion >= 1 && _clientIdBytes is { } known && span.Length >= 10 && BinaryPrimitives.ReadInt16BigEndian(span[8..]) == known.Length)
-        {
-            var end = 10 + known.Length;
-            if (span.Length >= end && span[10..end].SequenceEqual(known) && (headerVersion < 2 || (span.Length > end && span[end] == 0)))
-            {
-                header = new RequestHeader
-                {
-                    ApiKey = apiKey,
-                    ApiVersion = version,
-                    CorrelationId = BinaryPrimitives.ReadInt32BigEndian(span[4..]),
-                    ClientId = _clientId,
-                };
-                return headerVersion >= 2 ? end + 1 : end;
-            }
-        }
-        var bodyOffset = FrameCodec.RequestBodyOffset(frame.Memory, apiKey, version, out header);
-        if (header.ClientId is { Length: <= MaxRememberedClientIdLength } clientId && !ReferenceEquals(clientId, _clientId))
-        {
-            _clientId = clientId;
-            _clientIdBytes = Encoding.UTF8.GetBytes(clientId);
-        }
-        return bodyOffset;
-    }
-
-    private const int MaxRememberedClientIdLength = 1024;
 }
