@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Prometheus;
 using Switchback.Protocol;
 
@@ -17,6 +18,11 @@ public sealed class ProxyMetrics
     private readonly Gauge _connections;
     private readonly Counter _switches;
     private readonly Histogram _switchPause;
+    // Labelled children, looked up once: WithLabels allocates its label array and searches on every call. Filled on
+    // first use (a child appears on /metrics once its API is seen, as before); a race only looks up the same child twice.
+    private readonly Counter.Child?[] _requestsByApi = new Counter.Child?[ApiNames.Length + 1];
+    private readonly Histogram.Child?[] _latencyByApi = new Histogram.Child?[ApiNames.Length + 1];
+    private readonly ConcurrentDictionary<(ApiKey Api, string Family, string Cluster), Counter.Child> _routedBy = new();
 
     public ProxyMetrics(CollectorRegistry? registry = null)
     {
@@ -42,17 +48,23 @@ public sealed class ProxyMetrics
 
     public void RequestAnswered(ApiKey apiKey, TimeSpan elapsed, int responseBytes)
     {
-        var api = Name(apiKey);
-        _requests.WithLabels(api).Inc();
-        _latency.WithLabels(api).Observe(elapsed.TotalSeconds);
+        var slot = Slot(apiKey);
+        (_requestsByApi[slot] ??= _requests.WithLabels(ApiName(slot))).Inc();
+        (_latencyByApi[slot] ??= _latency.WithLabels(ApiName(slot))).Observe(elapsed.TotalSeconds);
         _bytesOut.Inc(responseBytes + 4);
         _inFlight.Dec();
     }
 
     public void RequestDropped() => _inFlight.Dec();
 
-    public void Routed(ApiKey apiKey, string family, string cluster, int partitions) =>
-        _routed.WithLabels(Name(apiKey), family, cluster).Inc(partitions);
+    public void Routed(ApiKey apiKey, string family, string cluster, int partitions)
+    {
+        if (!_routedBy.TryGetValue((apiKey, family, cluster), out var child))
+        {
+            child = _routedBy.GetOrAdd((apiKey, family, cluster), static (key, routed) => routed.WithLabels(Name(key.Api), key.Family, key.Cluster), _routed);
+        }
+        child.Inc(partitions);
+    }
 
     /// <summary>Client connections open now (the <c>switchback_client_connections</c> gauge).</summary>
     public int OpenConnections => (int)_connections.Value;
@@ -68,7 +80,12 @@ public sealed class ProxyMetrics
 
     public void SwitchFailed(string family, string action) => _switches.WithLabels(family, action, "failed").Inc();
 
-    private static string Name(ApiKey apiKey) => (ushort)apiKey < ApiNames.Length ? ApiNames[(ushort)apiKey] : "Unknown";
+    private static string Name(ApiKey apiKey) => ApiName(Slot(apiKey));
+
+    // One slot per known API key, and a last one shared by every key beyond them ("Unknown").
+    private static int Slot(ApiKey apiKey) => (ushort)apiKey < ApiNames.Length ? (ushort)apiKey : ApiNames.Length;
+
+    private static string ApiName(int slot) => slot < ApiNames.Length ? ApiNames[slot] : "Unknown";
 
     private static string[] BuildApiNames()
     {

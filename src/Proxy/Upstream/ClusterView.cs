@@ -11,9 +11,22 @@ public sealed record PartitionView(int Index, short ErrorCode, int Leader, int L
 /// <summary>One topic as its cluster reports it (its id is that cluster's own).</summary>
 public sealed record TopicView(string Name, Guid Id, short ErrorCode, bool IsInternal, PartitionView[] Partitions)
 {
-    public PartitionView? Partition(int index) => (uint)index < (uint)Partitions.Length && Partitions[index].Index == index
-        ? Partitions[index]
-        : Array.Find(Partitions, p => p.Index == index);
+    public PartitionView? Partition(int index)
+    {
+        if ((uint)index < (uint)Partitions.Length && Partitions[index].Index == index)
+        {
+            return Partitions[index];
+        }
+        // A loop, not Array.Find: a lambda capturing index would allocate its closure on every call, fast path included.
+        foreach (var partition in Partitions)
+        {
+            if (partition.Index == index)
+            {
+                return partition;
+            }
+        }
+        return null;
+    }
 }
 
 /// <summary>

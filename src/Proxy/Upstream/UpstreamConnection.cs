@@ -12,7 +12,9 @@ namespace Switchback.Proxy.Upstream;
 /// <summary>
 /// A pipelined connection to one upstream broker. Requests are written in call order with correlation ids the
 /// proxy assigns; Kafka answers in order on a connection, so responses are matched to a FIFO of pending requests.
-/// One logical writer at a time (the owning client session dispatches sequentially).
+/// One logical writer at a time (the owning client session dispatches sequentially). Waits end without a timer or a
+/// cancellation registration of their own: the connection keeps each wait's deadline and one timer, armed for the
+/// earliest, fails the overdue ones; its owner's close token cancels them all.
 /// </summary>
 public sealed partial class UpstreamConnection : IAsyncDisposable
 {
@@ -25,26 +27,40 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     private readonly Lock _pendingLock = new();
     private readonly ILogger _logger;
     private readonly Task _readLoop;
+    private readonly Timer _deadlines;
+    private readonly CancellationTokenRegistration _ownerClosedRegistration;
     private int _nextCorrelationId;
     private Exception? _failure;
+    // When the deadline timer fires next (Environment.TickCount64), long.MaxValue when it is not armed; under _pendingLock.
+    private long _deadlinesDue = long.MaxValue;
 
-    private UpstreamConnection(Socket socket, Stream stream, string description, ILogger logger)
+    private UpstreamConnection(Socket socket, Stream stream, string description, ILogger logger, CancellationToken ownerClosed)
     {
         _socket = socket;
         Description = description;
         _logger = logger;
+        OwnerClosed = ownerClosed;
         _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024));
         _writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024));
+        _deadlines = new Timer(static s => ((UpstreamConnection)s!).ExpireOverdue(), this, Timeout.Infinite, Timeout.Infinite);
+        _ownerClosedRegistration = ownerClosed.UnsafeRegister(static s => ((UpstreamConnection)s!).CancelWaits(), this);
         _readLoop = Task.Run(ReadLoopAsync);
     }
 
     public string Description { get; }
 
+    /// <summary>Cancelled when the owner (the client session) closes: every wait on this connection then ends.</summary>
+    public CancellationToken OwnerClosed { get; }
+
     /// <summary>False once the connection failed or was closed; the pool then opens a new one.</summary>
     public bool IsHealthy => Volatile.Read(ref _failure) is null;
 
+    /// <summary>
+    /// Opens a connection. <paramref name="ownerClosed"/>, when given, ends every wait on it with an
+    /// <see cref="OperationCanceledException"/> once cancelled (the session's close token, which its waits pass).
+    /// </summary>
     public static async ValueTask<UpstreamConnection> ConnectAsync(DnsEndPoint endPoint, string description, TimeSpan timeout, ILogger logger, CancellationToken cancellationToken,
-        UpstreamSecurity? security = null)
+        UpstreamSecurity? security = null, CancellationToken ownerClosed = default)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -74,7 +90,7 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
                 throw new UpstreamUnavailableException($"TLS/SASL handshake with {description} timed out.", e);
             }
         }
-        return new UpstreamConnection(socket, stream, description, logger);
+        return new UpstreamConnection(socket, stream, description, logger, ownerClosed);
     }
 
     /// <summary>
@@ -98,7 +114,7 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
             _writer.Advance(frame.Length + 4);
             if (expectResponse)
             {
-                pending = new PendingResponse(correlationId);
+                pending = new PendingResponse(this, correlationId);
                 _pending.Enqueue(pending);
             }
         }
@@ -158,6 +174,94 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>Records when <paramref name="pending"/>'s waiter gives up, and arms the timer if that is the earliest deadline.</summary>
+    internal void WatchDeadline(PendingResponse pending, TimeSpan timeout)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan)
+        {
+            return;
+        }
+        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
+        var now = Environment.TickCount64;
+        var deadline = now + (long)Math.Ceiling(timeout.TotalMilliseconds);
+        lock (_pendingLock)
+        {
+            pending.Deadline = deadline;
+            // Waits mostly share one timeout, so a later deadline than the armed one (the usual case) costs nothing.
+            if (deadline < _deadlinesDue && _failure is null)
+            {
+                ArmDeadlines(deadline, now);
+            }
+        }
+    }
+
+    private void ArmDeadlines(long due, long now)
+    {
+        _deadlinesDue = due;
+        // A due time beyond the timer's range fires early; the sweep then re-arms for what is left.
+        _deadlines.Change(Math.Clamp(due - now, 0, 0xfffffffe), Timeout.Infinite);
+    }
+
+    /// <summary>
+    /// Fails the waits whose deadline has passed and re-arms the timer for the earliest one left. A timed-out
+    /// request stays in the FIFO: its answer, if it comes, is matched and discarded, so later answers still match.
+    /// </summary>
+    private void ExpireOverdue()
+    {
+        List<PendingResponse>? overdue = null;
+        lock (_pendingLock)
+        {
+            _deadlinesDue = long.MaxValue;
+            if (_failure is not null)
+            {
+                return;
+            }
+            var now = Environment.TickCount64;
+            var next = long.MaxValue;
+            foreach (var pending in _pending)
+            {
+                if (pending.IsDecided)
+                {
+                    continue;
+                }
+                if (pending.Deadline <= now)
+                {
+                    (overdue ??= []).Add(pending);
+                }
+                else
+                {
+                    next = Math.Min(next, pending.Deadline);
+                }
+            }
+            if (next != long.MaxValue)
+            {
+                ArmDeadlines(next, now);
+            }
+        }
+        // Outside the lock: the waiters' continuations run here and may send on this connection.
+        if (overdue is not null)
+        {
+            foreach (var pending in overdue)
+            {
+                pending.Expire();
+            }
+        }
+    }
+
+    /// <summary>The owner closed: every wait ends (answers still arriving are matched and discarded).</summary>
+    private void CancelWaits()
+    {
+        PendingResponse[] waiting;
+        lock (_pendingLock)
+        {
+            waiting = _pending.ToArray();
+        }
+        foreach (var pending in waiting)
+        {
+            pending.Cancel(OwnerClosed);
+        }
+    }
+
     private void Fail(Exception reason)
     {
         PendingResponse[] failed;
@@ -193,6 +297,8 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Fail(new ObjectDisposedException(Description));
+        _ownerClosedRegistration.Unregister();
+        await _deadlines.DisposeAsync().ConfigureAwait(false);
         _socket.Dispose();
         try
         {
@@ -210,54 +316,3 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     private static partial void LogClosed(ILogger logger, string upstream, string reason);
 }
 
-/// <summary>A request sent upstream whose response has not arrived yet.</summary>
-public sealed class PendingResponse(int correlationId)
-{
-    // Continuations run on the upstream read loop's thread: the client's answer is written right there, without a
-    // hop to another worker (nothing waiting on a response blocks; see SocketEventThreads).
-    private readonly TaskCompletionSource<PooledFrame> _completion = new();
-    private int _abandoned;
-
-    public int CorrelationId { get; } = correlationId;
-
-    /// <summary>Completes when the broker has answered or the connection has failed, whoever waits or gives up.</summary>
-    public Task Settled => _completion.Task;
-
-    /// <summary>Waits for the response; on timeout the response, if it ever arrives, is discarded.</summary>
-    public async Task<PooledFrame> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await _completion.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            Abandon();
-            throw new UpstreamUnavailableException($"No response within {timeout.TotalMilliseconds:0} ms.");
-        }
-        catch (OperationCanceledException)
-        {
-            Abandon();
-            throw;
-        }
-    }
-
-    private void Abandon()
-    {
-        Volatile.Write(ref _abandoned, 1);
-        if (_completion.Task.IsCompletedSuccessfully)
-        {
-            _completion.Task.Result.Dispose();
-        }
-    }
-
-    internal void Complete(PooledFrame frame)
-    {
-        if (!_completion.TrySetResult(frame) || Volatile.Read(ref _abandoned) == 1)
-        {
-            frame.Dispose();
-        }
-    }
-
-    internal void Fail(Exception error) => _completion.TrySetException(error);
-}

@@ -7,9 +7,11 @@ namespace Switchback.Proxy.Upstream;
 
 /// <summary>
 /// The upstream connections of one client session, one per upstream broker, opened on first use. Keeping them per
-/// session means one client's long-poll Fetch never queues another client's requests.
+/// session means one client's long-poll Fetch never queues another client's requests. <paramref name="sessionClosed"/>
+/// ends every wait on them when the session closes (one registration per connection, none per request).
 /// </summary>
-public sealed class UpstreamPool(TimeSpan connectTimeout, ILogger logger, IReadOnlyList<ClusterConfig>? clusters = null) : IAsyncDisposable
+public sealed class UpstreamPool(TimeSpan connectTimeout, ILogger logger, IReadOnlyList<ClusterConfig>? clusters = null,
+    CancellationToken sessionClosed = default) : IAsyncDisposable
 {
     private readonly Dictionary<(int Cluster, int Node), UpstreamConnection> _connections = [];
     private bool _disposed;
@@ -33,7 +35,7 @@ public sealed class UpstreamPool(TimeSpan connectTimeout, ILogger logger, IReadO
             throw new UpstreamUnavailableException($"Broker {nodeId} is not part of cluster '{view.ClusterName}'.");
         }
         var connection = await UpstreamConnection.ConnectAsync(new DnsEndPoint(broker.Host, broker.Port),
-            $"{view.ClusterName}/{nodeId}", connectTimeout, logger, cancellationToken, SecurityOf(view.Ordinal)).ConfigureAwait(false);
+            $"{view.ClusterName}/{nodeId}", connectTimeout, logger, cancellationToken, SecurityOf(view.Ordinal), sessionClosed).ConfigureAwait(false);
         _connections[key] = connection;
         return connection;
     }

@@ -13,6 +13,8 @@ namespace Switchback.Proxy.VirtualCluster;
 public sealed class ProxyState : IAsyncDisposable
 {
     private readonly Dictionary<string, UpstreamCluster> _clusters;
+    // The same clusters as an array: the per-request loops below enumerate it without boxing an enumerator.
+    private readonly UpstreamCluster[] _clustersByOrdinal;
 
     public ProxyState(ProxyConfig config, RouteTableHolder routes, ProxyMetrics metrics, ILoggerFactory loggerFactory)
     {
@@ -29,7 +31,8 @@ public sealed class ProxyState : IAsyncDisposable
         LoggerFactory = loggerFactory;
         var logger = loggerFactory.CreateLogger("Switchback.Upstream");
         _clusters = config.Clusters.ToDictionary(c => c.Name, c => new UpstreamCluster(c, config.Limits, logger), StringComparer.Ordinal);
-        ClustersByOrdinal = [.. config.Clusters.Select(c => _clusters[c.Name])];
+        _clustersByOrdinal = [.. config.Clusters.Select(c => _clusters[c.Name])];
+        ClustersByOrdinal = _clustersByOrdinal;
         Authorization = Security.FamilyAuthorization.Create(config, this);
     }
 
@@ -111,7 +114,7 @@ public sealed class ProxyState : IAsyncDisposable
             return null;
         }
         var (min, max) = offered;
-        foreach (var cluster in ClustersByOrdinal)
+        foreach (var cluster in _clustersByOrdinal)
         {
             if (cluster.View is not { } view)
             {

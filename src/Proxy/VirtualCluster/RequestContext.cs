@@ -17,8 +17,10 @@ public sealed class RequestContext(ClientSession session, PooledFrame frame, Req
     public ReadOnlyMemory<byte> Body => Frame.Memory[bodyOffset..];
     public RouteTable Routes { get; } = routes;
 
+    private List<Task>? _upstreamSettled;
+
     /// <summary>The upstream requests this request has sent, settled when each broker answers or its connection fails.</summary>
-    public List<Task> UpstreamSettled { get; } = [];
+    public List<Task> UpstreamSettled => _upstreamSettled ??= [];
 
     public T Decode<T>() where T : IKafkaMessage, new() => FrameCodec.DecodeBody<T>(Body, Version);
 
