@@ -372,10 +372,7 @@ public sealed partial class PartitionHandlers(ProxyState state)
     private async Task<PooledFrame> RelayOrMergeFetchAsync(RequestContext context, FetchRequest request, string?[] names, UpstreamCall call, TimeSpan timeout)
     {
         var frame = await call.FrameAsync(context, timeout).ConfigureAwait(false);
-        var view = call.View;
-        if (frame is not null && FetchResponseRewriter.TryRewriteInPlace(frame.Span, context.Version,
-            upstreamId => view.TopicsById.TryGetValue(upstreamId, out var topic) ? state.TopicIds.IdOf(topic.Name) : null,
-            node => NodeIds.ToVirtual(view.Ordinal, node)))
+        if (frame is not null && FetchResponseRewriter.TryRewriteInPlace(frame.Span, context.Version, new ClientTopicIds(state, call.View)))
         {
             call.Detach();
             System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.Span, context.CorrelationId);
