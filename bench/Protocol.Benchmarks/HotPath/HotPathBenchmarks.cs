@@ -7,8 +7,8 @@ namespace Switchback.Protocol.Benchmarks.HotPath;
 
 /// <summary>
 /// The per-request protocol work on the proxy's relay path for Produce and Fetch: reading a Produce request's
-/// routing keys, re-basing an idempotent batch (producer id, epoch, sequence, CRC), checking a Produce answer can
-/// be relayed as bytes, and patching a Fetch answer in place. Each has an allocation budget of 0 B per operation,
+/// routing keys, keeping its outline, re-basing an idempotent batch (producer id, epoch, sequence, CRC), checking a
+/// Produce answer can be relayed as bytes, and patching a Fetch request and a Fetch answer in place. Each has an allocation budget of 0 B per operation,
 /// enforced by AllocationBudgetTests in the protocol test suite.
 /// </summary>
 [MemoryDiagnoser]
@@ -23,6 +23,8 @@ public class HotPathBenchmarks
     private byte[] _batch = [];
     private byte[] _produceAnswer = [];
     private byte[] _fetchAnswer = [];
+    private byte[] _fetchRequest = [];
+    private byte[] _outline = [];
 
     [GlobalSetup]
     public void Setup()
@@ -31,6 +33,12 @@ public class HotPathBenchmarks
         _batch = BenchInputs.RecordBatch(16 * 1024);
         _produceAnswer = Frame(ProduceAnswer(), 10);
         _fetchAnswer = Frame(FetchAnswer(), 16);
+        _fetchRequest = Body(FetchRequest(), 16);
+        _outline = new byte[_produceBody.Length];
+        if (!FetchRequestPatchInPlace())
+        {
+            throw new InvalidOperationException("The bench Fetch request cannot be rewritten in place.");
+        }
     }
 
     [Benchmark]
@@ -49,6 +57,9 @@ public class HotPathBenchmarks
     }
 
     [Benchmark]
+    public int ProduceRequestOutlineWrite() => ProduceRequestOutline.Write(_produceBody, 9, _outline);
+
+    [Benchmark]
     public uint IdempotentBatchRebase()
     {
         var batch = new MutableRecordBatch(_batch);
@@ -63,6 +74,39 @@ public class HotPathBenchmarks
 
     [Benchmark]
     public bool FetchAnswerPatchInPlace() => FetchResponseRewriter.TryRewriteInPlace(_fetchAnswer, 16, MapTopicId, MapNode);
+
+    [Benchmark]
+    public bool FetchRequestPatchInPlace() => FetchRequestRewriter.TryRewriteInPlace(_fetchRequest, 16, new UpstreamTopicIds());
+
+    /// <summary>Both ids map to the upstream one, so every operation finds the same request to rewrite.</summary>
+    private readonly struct UpstreamTopicIds : IFetchRequestTopicIds
+    {
+        public bool TryMapTopicId(Guid clientId, out Guid upstreamId)
+        {
+            upstreamId = UpstreamId;
+            return clientId == ClientId || clientId == UpstreamId;
+        }
+    }
+
+    private static FetchRequest FetchRequest()
+    {
+        var request = new FetchRequest { ReplicaId = -1, MaxWaitMs = 500, MinBytes = 1, MaxBytes = 52_428_800, SessionId = 0, SessionEpoch = 0 };
+        var topic = new FetchRequest.FetchTopic { TopicId = ClientId };
+        for (var p = 0; p < 8; p++)
+        {
+            topic.Partitions.Add(new FetchRequest.FetchPartition { Partition = p, CurrentLeaderEpoch = 3, FetchOffset = 1000 * p, LastFetchedEpoch = 3, LogStartOffset = -1, PartitionMaxBytes = 1 << 20 });
+        }
+        request.Topics.Add(topic);
+        return request;
+    }
+
+    private static byte[] Body(IKafkaMessage message, short version)
+    {
+        var body = new byte[message.Size(version)];
+        var writer = new KafkaWriter(body);
+        message.Write(ref writer, version);
+        return body;
+    }
 
     private static ProduceResponse ProduceAnswer()
     {

@@ -17,7 +17,11 @@ public static class FetchResponseRewriter
     /// <param name="frame">The whole response frame (response header v1, then the body).</param>
     /// <param name="mapTopicId">Upstream topic id to client-visible id; null when unknown (fall back).</param>
     /// <param name="mapNode">Upstream node id to client-visible node id.</param>
-    public static bool TryRewriteInPlace(Span<byte> frame, short version, Func<Guid, Guid?> mapTopicId, Func<int, int> mapNode)
+    public static bool TryRewriteInPlace(Span<byte> frame, short version, Func<Guid, Guid?> mapTopicId, Func<int, int> mapNode) =>
+        TryRewriteInPlace(frame, version, new DelegateMap(mapTopicId, mapNode));
+
+    /// <summary>As the delegate overload, with the identities mapped by a struct: no closure per answer.</summary>
+    public static bool TryRewriteInPlace<TMap>(Span<byte> frame, short version, TMap map) where TMap : IFetchAnswerIdentities
     {
         if (version < FirstVersion)
         {
@@ -25,7 +29,7 @@ public static class FetchResponseRewriter
         }
         try
         {
-            return TryRewrite(frame, version, mapTopicId, mapNode);
+            return TryRewrite(frame, version, ref map);
         }
         catch (KafkaProtocolException)
         {
@@ -33,7 +37,7 @@ public static class FetchResponseRewriter
         }
     }
 
-    private static bool TryRewrite(Span<byte> frame, short version, Func<Guid, Guid?> mapTopicId, Func<int, int> mapNode)
+    private static bool TryRewrite<TMap>(Span<byte> frame, short version, ref TMap map) where TMap : IFetchAnswerIdentities
     {
         var reader = new KafkaReader((ReadOnlySpan<byte>)frame);
         reader.ReadInt32(); // correlation id
@@ -57,7 +61,7 @@ public static class FetchResponseRewriter
             {
                 var idAt = reader.Position;
                 var upstreamId = reader.ReadUuid();
-                if (mapTopicId(upstreamId) is not { } clientId)
+                if (!map.TryMapTopicId(upstreamId, out var clientId))
                 {
                     return false;
                 }
@@ -89,7 +93,7 @@ public static class FetchResponseRewriter
                 var preferred = reader.ReadInt32();
                 if (preferred >= 0)
                 {
-                    BinaryPrimitives.WriteInt32BigEndian(frame[replicaAt..], mapNode(preferred));
+                    BinaryPrimitives.WriteInt32BigEndian(frame[replicaAt..], map.MapNode(preferred));
                 }
                 reader.ReadBytesSpan(flexible: true, out _); // records: relayed as they are
                 if (reader.ReadTaggedFieldCount() != 0)
@@ -104,4 +108,26 @@ public static class FetchResponseRewriter
         }
         return reader.ReadTaggedFieldCount() == 0 && reader.End; // node endpoints need the full rewrite
     }
+
+    private readonly struct DelegateMap(Func<Guid, Guid?> mapTopicId, Func<int, int> mapNode) : IFetchAnswerIdentities
+    {
+        public bool TryMapTopicId(Guid upstreamId, out Guid clientId)
+        {
+            var mapped = mapTopicId(upstreamId);
+            clientId = mapped.GetValueOrDefault();
+            return mapped.HasValue;
+        }
+
+        public int MapNode(int upstreamNodeId) => mapNode(upstreamNodeId);
+    }
+}
+
+/// <summary>The upstream identities a Fetch answer names, mapped to those its client sees.</summary>
+public interface IFetchAnswerIdentities
+{
+    /// <summary>The client-visible id of an upstream topic id; false when unknown (the caller falls back).</summary>
+    bool TryMapTopicId(Guid upstreamId, out Guid clientId);
+
+    /// <summary>The client-visible id of an upstream node.</summary>
+    int MapNode(int upstreamNodeId);
 }

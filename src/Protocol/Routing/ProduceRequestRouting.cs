@@ -25,6 +25,8 @@ public ref struct ProduceRequestRouting
     private int _topicsLeft;
     private int _partitionsLeft;
     private bool _inTopic;
+    private int _topicNameOffset;
+    private int _topicNameLength;
 
     /// <param name="body">The request body after the request header.</param>
     /// <param name="apiVersion">The Produce version from the request header.</param>
@@ -48,6 +50,31 @@ public ref struct ProduceRequestRouting
         _topicsLeft = TopicCount;
         _partitionsLeft = 0;
         _inTopic = false;
+        _topicNameOffset = 0;
+        _topicNameLength = 0;
+    }
+
+    /// <summary>
+    /// Goes on reading <paramref name="body"/> where <paramref name="resumeAt"/> was taken (<see cref="Cursor"/>), so a
+    /// caller can walk a request across awaits, where a ref struct cannot live. A default cursor starts at the beginning.
+    /// </summary>
+    public ProduceRequestRouting(ReadOnlySpan<byte> body, short apiVersion, ProduceRoutingCursor resumeAt)
+        : this(body, apiVersion)
+    {
+        if (!resumeAt.IsStarted)
+        {
+            return;
+        }
+        if (resumeAt.Position < _reader.Position || resumeAt.Position > body.Length)
+        {
+            KafkaProtocolException.Throw("Produce routing cursor outside the request body.");
+        }
+        _reader.Skip(resumeAt.Position - _reader.Position);
+        _topicsLeft = resumeAt.TopicsLeft;
+        _partitionsLeft = resumeAt.PartitionsLeft;
+        _inTopic = resumeAt.InTopic;
+        _topicNameOffset = resumeAt.TopicNameOffset;
+        _topicNameLength = resumeAt.TopicNameLength;
     }
 
     public short ApiVersion { get; }
@@ -64,6 +91,13 @@ public ref struct ProduceRequestRouting
 
     /// <summary>Offset within the body of the next unread byte.</summary>
     public readonly int Position => _reader.Position;
+
+    /// <summary>Where the reader stands, to resume from with the same body later.</summary>
+    public readonly ProduceRoutingCursor Cursor =>
+        new(_reader.Position, _topicsLeft, _partitionsLeft, _inTopic, _topicNameOffset, _topicNameLength);
+
+    /// <summary>Offset and length within the body of the name of the topic last read (kept across a resume).</summary>
+    public readonly Range CurrentTopicName => new(_topicNameOffset, _topicNameOffset + _topicNameLength);
 
     /// <summary>Moves to the next topic, skipping any unread partitions of the current one.</summary>
     public bool TryReadTopic(out ProduceTopicRouting topic)
@@ -92,6 +126,8 @@ public ref struct ProduceRequestRouting
         {
             KafkaProtocolException.Throw("Null topic name in a Produce request.");
         }
+        _topicNameOffset = _reader.Position - name.Length;
+        _topicNameLength = name.Length;
         _partitionsLeft = Math.Max(0, _reader.ReadArrayLength(_flexible));
         _inTopic = true;
         topic = new ProduceTopicRouting(name, _partitionsLeft);
@@ -112,13 +148,14 @@ public ref struct ProduceRequestRouting
         }
         _partitionsLeft--;
         var index = _reader.ReadInt32();
+        var fieldOffset = _reader.Position;
         var records = _reader.ReadBytesSpan(_flexible, out var isNull);
         var recordsOffset = _reader.Position - records.Length;
         if (_flexible)
         {
             TaggedFieldSkipper.Skip(ref _reader);
         }
-        partition = new ProducePartitionRouting(index, records, recordsOffset, isNull);
+        partition = new ProducePartitionRouting(index, records, recordsOffset, isNull, fieldOffset);
         if (_partitionsLeft == 0)
         {
             EndTopic();
@@ -161,12 +198,13 @@ public readonly ref struct ProduceTopicRouting
 /// <summary>One partition of a Produce request with its records field located within the request body.</summary>
 public readonly ref struct ProducePartitionRouting
 {
-    internal ProducePartitionRouting(int index, ReadOnlySpan<byte> records, int recordsOffset, bool recordsAreNull)
+    internal ProducePartitionRouting(int index, ReadOnlySpan<byte> records, int recordsOffset, bool recordsAreNull, int fieldOffset)
     {
         Index = index;
         Records = records;
         RecordsOffset = recordsOffset;
         RecordsAreNull = recordsAreNull;
+        FieldOffset = fieldOffset;
     }
 
     public int Index { get; }
@@ -180,4 +218,30 @@ public readonly ref struct ProducePartitionRouting
     public int RecordsLength => Records.Length;
 
     public bool RecordsAreNull { get; }
+
+    /// <summary>Where the records field, its length prefix included, starts within the body.</summary>
+    public int FieldOffset { get; }
+}
+
+/// <summary>A position within a Produce request body (see <see cref="ProduceRequestRouting.Cursor"/>); default is the start.</summary>
+public readonly struct ProduceRoutingCursor
+{
+    internal ProduceRoutingCursor(int position, int topicsLeft, int partitionsLeft, bool inTopic, int topicNameOffset, int topicNameLength)
+    {
+        Position = position;
+        TopicsLeft = topicsLeft;
+        PartitionsLeft = partitionsLeft;
+        InTopic = inTopic;
+        TopicNameOffset = topicNameOffset;
+        TopicNameLength = topicNameLength;
+        IsStarted = true;
+    }
+
+    internal int Position { get; }
+    internal int TopicsLeft { get; }
+    internal int PartitionsLeft { get; }
+    internal bool InTopic { get; }
+    internal int TopicNameOffset { get; }
+    internal int TopicNameLength { get; }
+    internal bool IsStarted { get; }
 }

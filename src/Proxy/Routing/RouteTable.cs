@@ -33,6 +33,10 @@ public sealed class FamilyMatcher
 
     /// <summary>Index of the first family whose topic patterns match, or -1 for the default route.</summary>
     public int MatchTopic(string topic) => Match(_topics, topic, static f => f.Topics);
+
+    /// <summary>As <see cref="MatchTopic(string)"/>, without a string for a name already seen.</summary>
+    public int MatchTopic(ReadOnlySpan<char> topic) =>
+        _topics.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(topic, out var index) ? index : MatchTopic(topic.ToString());
     public int MatchGroup(string group) => Match(_groups, group, static f => f.Groups);
     public int MatchTransactionalId(string id) => Match(_transactionalIds, id, static f => f.TransactionalIds);
 
@@ -81,6 +85,7 @@ public sealed class RouteTable
     public FamilyRoute Default { get; }
 
     public FamilyRoute ForTopic(string topic) => At(_matcher.MatchTopic(topic));
+    public FamilyRoute ForTopic(ReadOnlySpan<char> topic) => At(_matcher.MatchTopic(topic));
     public FamilyRoute ForGroup(string group) => At(_matcher.MatchGroup(group));
     public FamilyRoute ForTransactionalId(string id) => At(_matcher.MatchTransactionalId(id));
 

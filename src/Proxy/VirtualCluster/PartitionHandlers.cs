@@ -11,13 +11,14 @@ namespace Switchback.Proxy.VirtualCluster;
 /// several upstream brokers is split and the answers merged back in request order. When everything goes to one
 /// broker and nothing needs rewriting, the client's bytes are relayed as they are.
 /// </summary>
-public sealed class PartitionHandlers(ProxyState state)
+public sealed partial class PartitionHandlers(ProxyState state)
 {
     private TimeSpan Timeout => state.Config.Limits.UpstreamRequestTimeout;
 
     // ---------------------------------------------------------------- Produce
 
-    public async ValueTask<Task<PooledFrame>?> ProduceAsync(RequestContext context)
+    /// <summary>The full path: decoded, split per leader and family, answers merged.</summary>
+    private async ValueTask<Task<PooledFrame>?> ProduceDecodedAsync(RequestContext context)
     {
         var request = context.Decode<ProduceRequest>();
         // A switch may be holding this family's writes: wait at its gate, then route with the table in force.
@@ -28,21 +29,32 @@ public sealed class PartitionHandlers(ProxyState state)
         }
         catch (TimeoutException)
         {
-            // The switch outlived the wait: answer as a busy broker would, the client retries.
-            if (request.Acks == 0)
-            {
-                return null;
-            }
-            var timedOut = new Dictionary<(string, int), ErrorCode>();
-            foreach (var topic in request.TopicData)
-            {
-                foreach (var partition in topic.PartitionData)
-                {
-                    timedOut[(topic.Name, partition.Index)] = ErrorCode.RequestTimedOut;
-                }
-            }
-            return MergeProduceAsync(context, request, [], timedOut);
+            return TimedOutProduce(context, request);
         }
+        return await ProduceDecodedAsync(context, request, lanes).ConfigureAwait(false);
+    }
+
+    /// <summary>The switch outlived the wait at the gate: answer as a busy broker would, the client retries.</summary>
+    private Task<PooledFrame>? TimedOutProduce(RequestContext context, ProduceRequest request)
+    {
+        if (request.Acks == 0)
+        {
+            return null;
+        }
+        var timedOut = new Dictionary<(string, int), ErrorCode>();
+        foreach (var topic in request.TopicData)
+        {
+            foreach (var partition in topic.PartitionData)
+            {
+                timedOut[(topic.Name, partition.Index)] = ErrorCode.RequestTimedOut;
+            }
+        }
+        return MergeProduceAsync(context, request, [], timedOut);
+    }
+
+    /// <summary>Routes and sends a decoded produce whose write lanes are held; they are let go once its upstream requests settle.</summary>
+    private async ValueTask<Task<PooledFrame>?> ProduceDecodedAsync(RequestContext context, ProduceRequest request, List<Switching.FamilyTraffic.Lane> lanes)
+    {
         try
         {
             var response = await ProduceCoreAsync(context, request, state.Routes.Current).ConfigureAwait(false);
@@ -273,19 +285,19 @@ public sealed class PartitionHandlers(ProxyState state)
 
     // ---------------------------------------------------------------- Fetch
 
-    public async ValueTask<Task<PooledFrame>?> FetchAsync(RequestContext context)
+    /// <summary>The full path: decoded, split per leader, sent as sessionless sub-requests, answers merged.</summary>
+    private async ValueTask<Task<PooledFrame>?> FetchDecodedAsync(RequestContext context)
     {
         var request = context.Decode<FetchRequest>();
         var router = new PartitionRouter(state, context.Session.Closed);
         var usesIds = context.Version >= 13;
         var calls = new Dictionary<(int, int), (UpstreamCall Call, FetchRequest Sub)>();
         var rejected = new Dictionary<(string, int), ErrorCode>();
-        var names = new string?[request.Topics.Count];
+        var names = FetchNames(request, context.Version);
         for (var t = 0; t < request.Topics.Count; t++)
         {
             var topic = request.Topics[t];
-            var name = usesIds ? state.TopicIds.NameOf(topic.TopicId, KnownTopicNames()) : topic.Topic;
-            names[t] = name;
+            var name = names[t];
             if (name is null)
             {
                 continue; // answered with UNKNOWN_TOPIC_ID below
@@ -360,10 +372,7 @@ public sealed class PartitionHandlers(ProxyState state)
     private async Task<PooledFrame> RelayOrMergeFetchAsync(RequestContext context, FetchRequest request, string?[] names, UpstreamCall call, TimeSpan timeout)
     {
         var frame = await call.FrameAsync(context, timeout).ConfigureAwait(false);
-        var view = call.View;
-        if (frame is not null && FetchResponseRewriter.TryRewriteInPlace(frame.Span, context.Version,
-            upstreamId => view.TopicsById.TryGetValue(upstreamId, out var topic) ? state.TopicIds.IdOf(topic.Name) : null,
-            node => NodeIds.ToVirtual(view.Ordinal, node)))
+        if (frame is not null && FetchResponseRewriter.TryRewriteInPlace(frame.Span, context.Version, new ClientTopicIds(state, call.View)))
         {
             call.Detach();
             System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.Span, context.CorrelationId);
@@ -455,6 +464,18 @@ public sealed class PartitionHandlers(ProxyState state)
         {
             UpstreamCall.DisposeAll(calls);
         }
+    }
+
+    /// <summary>The name of each topic of a Fetch request, by its proxy topic id from v13; null for an unknown id.</summary>
+    private string?[] FetchNames(FetchRequest request, short version)
+    {
+        var names = new string?[request.Topics.Count];
+        for (var t = 0; t < names.Length; t++)
+        {
+            var topic = request.Topics[t];
+            names[t] = version >= 13 ? state.TopicIds.NameOf(topic.TopicId, KnownTopicNames()) : topic.Topic;
+        }
+        return names;
     }
 
     private IEnumerable<string> KnownTopicNames()

@@ -14,6 +14,13 @@ public sealed class UpstreamCall(ClusterView view, int leader) : IDisposable
     public PendingResponse? Pending { get; private set; }
     public Exception? Failure { get; private set; }
 
+    /// <summary>
+    /// A call the relay path sent and waited for itself: its answer (kept until <see cref="Dispose"/>), or why there is
+    /// none. <paramref name="pending"/> is null when the request never left.
+    /// </summary>
+    public static UpstreamCall Completed(ClusterView view, int leader, PendingResponse? pending, PooledFrame? response, Exception? failure) =>
+        new(view, leader) { Pending = pending, _response = response, Failure = failure };
+
     public async ValueTask SendAsync(RequestContext context, ReadOnlyMemory<byte> frame, bool expectResponse)
     {
         try

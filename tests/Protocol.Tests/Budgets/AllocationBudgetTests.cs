@@ -23,6 +23,8 @@ public sealed class AllocationBudgetTests
     private static readonly Dictionary<string, long> BudgetBytesPerOperation = new()
     {
         [nameof(HotPathBenchmarks.ProduceRoutingKeys)] = 0,
+        [nameof(HotPathBenchmarks.ProduceRequestOutlineWrite)] = 0,
+        [nameof(HotPathBenchmarks.FetchRequestPatchInPlace)] = 0,
         [nameof(HotPathBenchmarks.IdempotentBatchRebase)] = 0,
         [nameof(HotPathBenchmarks.ProduceAnswerRelayCheck)] = 0,
         [nameof(HotPathBenchmarks.FetchAnswerPatchInPlace)] = 0,

@@ -5,17 +5,17 @@ namespace Switchback.Protocol.Tests.Routing;
 
 public class FetchRequestRoutingTests
 {
-    private static readonly Guid OrdersId = Guid.Parse("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
-    private static readonly Guid PaymentsId = Guid.Parse("11111111-2222-3333-4444-555555555555");
+    internal static readonly Guid OrdersId = Guid.Parse("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
+    internal static readonly Guid PaymentsId = Guid.Parse("11111111-2222-3333-4444-555555555555");
 
-    private sealed record Partition(int Index, long FetchOffset, int CurrentLeaderEpoch = 5, int LastFetchedEpoch = 4, long LogStartOffset = 10, int MaxBytes = 1 << 20);
+    internal sealed record Partition(int Index, long FetchOffset, int CurrentLeaderEpoch = 5, int LastFetchedEpoch = 4, long LogStartOffset = 10, int MaxBytes = 1 << 20);
 
-    private sealed record Topic(string Name, Guid Id, Partition[] Partitions);
+    internal sealed record Topic(string Name, Guid Id, Partition[] Partitions);
 
-    private sealed record Forgotten(string Name, Guid Id, int[] Partitions);
+    internal sealed record Forgotten(string Name, Guid Id, int[] Partitions);
 
     /// <summary>A Fetch request body laid out field by field from FetchRequest.json for <paramref name="version"/>.</summary>
-    private static byte[] Encode(short v, Topic[] topics, Forgotten[]? forgotten = null, string? clusterId = null,
+    internal static byte[] Encode(short v, Topic[] topics, Forgotten[]? forgotten = null, string? clusterId = null,
         int replicaId = -1, long replicaEpoch = -1, string rackId = "")
     {
         var flexible = v >= 12;
@@ -124,7 +124,7 @@ public class FetchRequestRoutingTests
         return w.ToArray();
     }
 
-    private static readonly Topic[] TwoTopics =
+    internal static readonly Topic[] TwoTopics =
     [
         new("orders", OrdersId, [new Partition(0, 100), new Partition(2, 200, MaxBytes: 4096)]),
         new("payments", PaymentsId, [new Partition(1, 42)]),

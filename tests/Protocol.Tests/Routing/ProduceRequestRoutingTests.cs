@@ -210,6 +210,64 @@ public class ProduceRequestRoutingTests
         }
     }
 
+    [Theory]
+    [InlineData(3)]
+    [InlineData(9)]
+    [InlineData(11)]
+    public void Resume_FromEveryCursor_ReadsTheSameRest(short version)
+    {
+        var body = Encode(version, "tx", 1, 1, [new Topic("orders", [(0, [1, 2]), (1, null), (2, [3])]), new Topic("payments", [(7, [4])])]);
+        var expected = ReadAll(body, version, out _, out _, out _);
+        var cursor = default(ProduceRoutingCursor);
+        var seen = new List<(string Topic, int Index, int Offset, int Length, bool Null)>();
+        while (true)
+        {
+            // A fresh reader per partition, as a caller that awaits between partitions has.
+            var reader = new ProduceRequestRouting(body, version, cursor);
+            if (!reader.TryReadPartition(out var partition))
+            {
+                if (!reader.TryReadTopic(out _))
+                {
+                    reader.ReadToEnd();
+                    Assert.Equal(body.Length, reader.Position);
+                    break;
+                }
+                cursor = reader.Cursor;
+                continue;
+            }
+            var name = Encoding.UTF8.GetString(body.AsSpan()[reader.CurrentTopicName]);
+            seen.Add((name, partition.Index, partition.RecordsOffset, partition.RecordsLength, partition.RecordsAreNull));
+            cursor = reader.Cursor;
+        }
+        Assert.Equal(expected, seen);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(8)]
+    [InlineData(9)]
+    [InlineData(11)]
+    public void Outline_KeepsTopicsAndPartitions_WithNullRecords(short version)
+    {
+        var body = Encode(version, version >= 3 ? "tx" : null, -1, 30_000,
+            [new Topic("orders", [(0, CapturedBatches.SingleRecord), (1, null), (2, [])]), new Topic("payments", [(7, CapturedBatches.SingleRecord)])]);
+        var length = ProduceRequestOutline.Measure(body, version);
+        var outline = new byte[length + 8];
+        Assert.Equal(length, ProduceRequestOutline.Write(body, version, outline));
+
+        var expected = Encode(version, version >= 3 ? "tx" : null, -1, 30_000,
+            [new Topic("orders", [(0, null), (1, null), (2, null)]), new Topic("payments", [(7, null)])]);
+        Assert.Equal(Convert.ToHexString(expected), Convert.ToHexString(outline.AsSpan(0, length)));
+    }
+
+    [Fact]
+    public void Outline_TruncatedBody_ThrowsProtocolException()
+    {
+        var body = Encode(9, "tx", 1, 1, [new Topic("t", [(0, CapturedBatches.SingleRecord)])]);
+        Assert.Throws<KafkaProtocolException>(() => ProduceRequestOutline.Measure(body.AsSpan(0, body.Length - 1).ToArray(), 9));
+    }
+
     [Fact]
     public void Constructor_UnsupportedVersion_Throws() =>
         Assert.Throws<KafkaProtocolException>(() => new ProduceRequestRouting([], 12));
