@@ -8,18 +8,25 @@ namespace Switchback.Proxy.VirtualCluster;
 /// <summary>
 /// Requests keyed by a consumer group (to its coordinator on the family's read cluster), by a transactional id
 /// (to its coordinator on the family's write cluster) or by a topic (admin calls, to the family's cluster).
-/// They are forwarded as bytes; only the key is decoded.
+/// They are forwarded as bytes; only the key is decoded. Requests naming several groups go to each group's
+/// coordinator (<see cref="GroupBatchRouter"/>).
 /// </summary>
 public sealed class CoordinatorHandlers(ProxyState state)
 {
     private const sbyte GroupKey = 0;
     private const sbyte TransactionKey = 1;
 
+    private readonly GroupBatchRouter _groupBatches = new(state);
+
     public async ValueTask<Task<PooledFrame>?> RouteAsync(RequestContext context)
     {
         if (context.ApiKey == ApiKey.ListGroups)
         {
             return await ListGroupsAsync(context).ConfigureAwait(false);
+        }
+        if (GroupBatch.For(context) is { } batch)
+        {
+            return await _groupBatches.RouteAsync(context, batch).ConfigureAwait(false);
         }
         var routes = context.Routes;
         var timeout = state.Config.Limits.UpstreamRequestTimeout;
@@ -45,21 +52,11 @@ public sealed class CoordinatorHandlers(ProxyState state)
             case ApiKey.OffsetCommit:
                 target = Group(routes, context.Decode<OffsetCommitRequest>().GroupId);
                 break;
-            case ApiKey.OffsetFetch:
-                var fetch = context.Decode<OffsetFetchRequest>();
-                target = Group(routes, context.Version < 8 ? fetch.GroupId : First(fetch.Groups)?.GroupId);
+            case ApiKey.OffsetFetch: // v0-7; v8+ names several groups (GroupBatch)
+                target = Group(routes, context.Decode<OffsetFetchRequest>().GroupId);
                 break;
             case ApiKey.ConsumerGroupHeartbeat:
                 target = Group(routes, context.Decode<ConsumerGroupHeartbeatRequest>().GroupId);
-                break;
-            case ApiKey.ConsumerGroupDescribe:
-                target = Group(routes, First(context.Decode<ConsumerGroupDescribeRequest>().GroupIds));
-                break;
-            case ApiKey.DescribeGroups:
-                target = Group(routes, First(context.Decode<DescribeGroupsRequest>().Groups));
-                break;
-            case ApiKey.DeleteGroups:
-                target = Group(routes, First(context.Decode<DeleteGroupsRequest>().GroupsNames));
                 break;
             case ApiKey.OffsetDelete:
                 target = Group(routes, context.Decode<OffsetDeleteRequest>().GroupId);
@@ -191,9 +188,16 @@ public sealed class CoordinatorHandlers(ProxyState state)
     /// Committed leader epochs belong to the cluster that recorded them; after a read switch a client validating its
     /// position with one would see a bogus truncation. The proxy answers without them (as for Metadata).
     /// </summary>
-    private static async Task<PooledFrame> HideLeaderEpochsAsync(RequestContext context, Task<PooledFrame> response)
+    private static async Task<PooledFrame> HideLeaderEpochsAsync(RequestContext context, Task<PooledFrame> response) =>
+        HideLeaderEpochs(context, await response.ConfigureAwait(false));
+
+    /// <summary>An OffsetFetch answer re-encoded without committed leader epochs (the frame is consumed).</summary>
+    internal static PooledFrame HideLeaderEpochs(RequestContext context, PooledFrame frame)
     {
-        var frame = await response.ConfigureAwait(false);
+        if (context.Version < 5)
+        {
+            return frame; // no epochs on the wire
+        }
         OffsetFetchResponse decoded;
         try
         {
@@ -205,24 +209,29 @@ public sealed class CoordinatorHandlers(ProxyState state)
         }
         using (frame)
         {
-            foreach (var topic in decoded.Topics)
+            HideLeaderEpochs(decoded);
+            return context.Respond(decoded);
+        }
+    }
+
+    internal static void HideLeaderEpochs(OffsetFetchResponse response)
+    {
+        foreach (var topic in response.Topics)
+        {
+            foreach (var partition in topic.Partitions)
+            {
+                partition.CommittedLeaderEpoch = -1;
+            }
+        }
+        foreach (var group in response.Groups)
+        {
+            foreach (var topic in group.Topics)
             {
                 foreach (var partition in topic.Partitions)
                 {
                     partition.CommittedLeaderEpoch = -1;
                 }
             }
-            foreach (var group in decoded.Groups)
-            {
-                foreach (var topic in group.Topics)
-                {
-                    foreach (var partition in topic.Partitions)
-                    {
-                        partition.CommittedLeaderEpoch = -1;
-                    }
-                }
-            }
-            return context.Respond(decoded);
         }
     }
 

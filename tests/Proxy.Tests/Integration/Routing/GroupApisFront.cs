@@ -1,0 +1,590 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Switchback.Protocol;
+using Switchback.Protocol.Messages;
+using Switchback.Proxy.Demo;
+using Switchback.Proxy.Upstream;
+
+namespace Switchback.Proxy.Tests.Integration.Routing;
+
+/// <summary>
+/// librdkafka's mock cluster has none of the APIs that name several groups (DescribeGroups, DeleteGroups,
+/// ConsumerGroupDescribe; OffsetFetch only up to v6, one group), and no real broker runs here (no Docker). This
+/// front stands before every broker of one mock cluster (each broker advertises the front's port for it), relays
+/// all traffic as bytes, and answers those APIs itself the way that broker would: only for the groups the mock
+/// makes it coordinator of (NOT_COORDINATOR otherwise, asked with the mock's own FindCoordinator), with the members
+/// the mock's coordinator admitted (its JoinGroup, SyncGroup, LeaveGroup and ConsumerGroupHeartbeat answers, seen on
+/// the way), and OffsetFetch v8 from the offsets the mock holds (asked per group with v6).
+/// </summary>
+public sealed class GroupApisFront : IAsyncDisposable
+{
+    private const ErrorCode NonEmptyGroup = (ErrorCode)68;
+    private const ErrorCode GroupIdNotFound = (ErrorCode)69;
+
+    private readonly MockKafkaCluster _cluster;
+    private readonly List<TcpListener> _listeners = [];
+    private readonly ConcurrentBag<Socket> _sockets = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentDictionary<string, GroupState> _groups = new(StringComparer.Ordinal);
+
+    public GroupApisFront(MockKafkaCluster cluster)
+    {
+        _cluster = cluster;
+        var addresses = new List<string>();
+        foreach (var brokerId in cluster.BrokerIds)
+        {
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            _listeners.Add(listener);
+            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            cluster.SetBrokerAdvertisedAddress(brokerId, "127.0.0.1", port);
+            addresses.Add($"127.0.0.1:{port}");
+            _ = AcceptLoopAsync(listener, brokerId);
+        }
+        BootstrapServers = string.Join(',', addresses);
+    }
+
+    public string BootstrapServers { get; }
+
+    /// <summary>Groups this cluster deleted, in the order it deleted them.</summary>
+    public ConcurrentQueue<string> Deleted { get; } = new();
+
+    /// <summary>Group requests (api key, group) this cluster's coordinators answered, for asserting where requests went.</summary>
+    public ConcurrentQueue<(ApiKey ApiKey, string Group, int Broker)> Answered { get; } = new();
+
+    /// <summary>Refuses new connections and drops open ones, as a cluster that went away.</summary>
+    public void Stop()
+    {
+        _stop.Cancel();
+        foreach (var listener in _listeners)
+        {
+            listener.Stop();
+        }
+        foreach (var socket in _sockets)
+        {
+            socket.Dispose();
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Stop();
+        _stop.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private sealed class GroupState
+    {
+        public string ProtocolType { get; set; } = "";
+        public string Protocol { get; set; } = "";
+        public string State { get; set; } = "Empty";
+        public bool Kip848 { get; set; }
+        public int Epoch { get; set; }
+        public Dictionary<string, Member> Members { get; } = new(StringComparer.Ordinal);
+    }
+
+    private sealed class Member(string memberId, string clientId)
+    {
+        public string MemberId { get; } = memberId;
+        public string ClientId { get; set; } = clientId;
+        public byte[] Metadata { get; set; } = [];
+        public byte[] Assignment { get; set; } = [];
+        public int Epoch { get; set; }
+        public List<string> Topics { get; set; } = [];
+    }
+
+    private sealed record Request(ApiKey ApiKey, short Version, int CorrelationId, string? ClientId, ReadOnlyMemory<byte> Body);
+
+    private async Task AcceptLoopAsync(TcpListener listener, int brokerId)
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await listener.AcceptSocketAsync(_stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+            _ = ServeAsync(client, brokerId);
+        }
+    }
+
+    private async Task ServeAsync(Socket client, int brokerId)
+    {
+        var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        _sockets.Add(client);
+        _sockets.Add(upstream);
+        var ordered = Channel.CreateUnbounded<Task<byte[]>>();
+        var awaiting = new ConcurrentQueue<(TaskCompletionSource<byte[]> Answer, Request Request)>();
+        try
+        {
+            await upstream.ConnectAsync(_cluster.GetBrokerListener(brokerId), _stop.Token);
+            await using var clientStream = new NetworkStream(client, ownsSocket: true);
+            await using var mockStream = new NetworkStream(upstream, ownsSocket: true);
+            var writer = Task.Run(async () =>
+            {
+                // Answers leave in request order, whether the mock or this front gave them.
+                await foreach (var answer in ordered.Reader.ReadAllAsync())
+                {
+                    await WriteFrameAsync(clientStream, await answer);
+                }
+            });
+            var mockReader = Task.Run(async () =>
+            {
+                while (await ReadFrameAsync(mockStream, _stop.Token) is { } frame)
+                {
+                    if (awaiting.TryDequeue(out var next))
+                    {
+                        next.Answer.TrySetResult(Observe(next.Request, frame));
+                    }
+                }
+                while (awaiting.TryDequeue(out var orphan))
+                {
+                    orphan.Answer.TrySetException(new IOException("mock broker closed"));
+                }
+            });
+            while (await ReadFrameAsync(clientStream, _stop.Token) is { } frame)
+            {
+                var request = Parse(frame);
+                if (request.ApiKey is ApiKey.DescribeGroups or ApiKey.DeleteGroups or ApiKey.ConsumerGroupDescribe
+                    || (request.ApiKey == ApiKey.OffsetFetch && request.Version >= 8))
+                {
+                    ordered.Writer.TryWrite(AnswerAsync(request, brokerId));
+                    continue;
+                }
+                if (!(request.ApiKey == ApiKey.Produce && FrameCodec.DecodeBody<ProduceRequest>(request.Body, request.Version).Acks == 0))
+                {
+                    var answer = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    awaiting.Enqueue((answer, request));
+                    ordered.Writer.TryWrite(answer.Task);
+                }
+                await WriteFrameAsync(mockStream, frame);
+            }
+            ordered.Writer.TryComplete();
+            await Task.WhenAny(writer, mockReader);
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            ordered.Writer.TryComplete();
+            client.Dispose();
+            upstream.Dispose();
+        }
+    }
+
+    private static Request Parse(byte[] frame)
+    {
+        RequestHeader.TryPeek(frame, out var apiKey, out var version, out var correlationId);
+        var bodyOffset = FrameCodec.RequestBodyOffset(frame, apiKey, version, out var header);
+        return new Request(apiKey, version, correlationId, header.ClientId, frame.AsMemory(bodyOffset));
+    }
+
+    /// <summary>The mock's answer, as relayed; group answers update what this front knows of the group.</summary>
+    private byte[] Observe(Request request, byte[] frame)
+    {
+        try
+        {
+            switch (request.ApiKey)
+            {
+                case ApiKey.ApiVersions:
+                    return WithGroupApis(request, frame);
+                case ApiKey.JoinGroup:
+                    Joined(request, Decode<JoinGroupResponse>(frame, request));
+                    break;
+                case ApiKey.SyncGroup:
+                    Synced(request, Decode<SyncGroupResponse>(frame, request));
+                    break;
+                case ApiKey.LeaveGroup:
+                    Left(request, Decode<LeaveGroupResponse>(frame, request));
+                    break;
+                case ApiKey.ConsumerGroupHeartbeat:
+                    Heartbeat(request, Decode<ConsumerGroupHeartbeatResponse>(frame, request));
+                    break;
+            }
+        }
+        catch (KafkaProtocolException)
+        {
+            // Relayed as is (e.g. the mock's malformed ApiVersions v3+ reply, which clients retry with v0).
+        }
+        return frame;
+    }
+
+    private static byte[] WithGroupApis(Request request, byte[] frame)
+    {
+        var response = Decode<ApiVersionsResponse>(frame, request);
+        if (response.ErrorCode != 0)
+        {
+            return frame;
+        }
+        response.ApiKeys.RemoveAll(a => a.ApiKeyValue is (short)ApiKey.DescribeGroups or (short)ApiKey.DeleteGroups or (short)ApiKey.ConsumerGroupDescribe);
+        response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)ApiKey.DescribeGroups, MinVersion = 0, MaxVersion = 5 });
+        response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)ApiKey.DeleteGroups, MinVersion = 0, MaxVersion = 2 });
+        response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)ApiKey.ConsumerGroupDescribe, MinVersion = 0, MaxVersion = 0 });
+        response.ApiKeys.Single(a => a.ApiKeyValue == (short)ApiKey.OffsetFetch).MaxVersion = 8;
+        return Encode(request, response);
+    }
+
+    private GroupState Group(string group) => _groups.GetOrAdd(group, _ => new GroupState());
+
+    private void Joined(Request request, JoinGroupResponse response)
+    {
+        if (response.ErrorCode != 0)
+        {
+            return;
+        }
+        var join = FrameCodec.DecodeBody<JoinGroupRequest>(request.Body, request.Version);
+        var group = Group(join.GroupId);
+        lock (group)
+        {
+            group.ProtocolType = join.ProtocolType;
+            group.Protocol = response.ProtocolName ?? "";
+            group.State = "CompletingRebalance";
+            if (!group.Members.TryGetValue(response.MemberId, out var member))
+            {
+                group.Members[response.MemberId] = member = new Member(response.MemberId, request.ClientId ?? "");
+            }
+            member.ClientId = request.ClientId ?? "";
+            member.Metadata = join.Protocols.FirstOrDefault(p => p.Name == response.ProtocolName)?.Metadata.ToArray() ?? [];
+            if (response.Members.Count > 0)
+            {
+                // The leader learns the generation's members: whoever is not among them has gone.
+                var current = response.Members.Select(m => m.MemberId).ToHashSet(StringComparer.Ordinal);
+                foreach (var gone in group.Members.Keys.Where(id => !current.Contains(id)).ToList())
+                {
+                    group.Members.Remove(gone);
+                }
+            }
+        }
+    }
+
+    private void Synced(Request request, SyncGroupResponse response)
+    {
+        if (response.ErrorCode != 0)
+        {
+            return;
+        }
+        var sync = FrameCodec.DecodeBody<SyncGroupRequest>(request.Body, request.Version);
+        var group = Group(sync.GroupId);
+        lock (group)
+        {
+            group.State = "Stable";
+            if (group.Members.TryGetValue(sync.MemberId, out var member))
+            {
+                member.Assignment = response.Assignment.ToArray();
+            }
+        }
+    }
+
+    private void Left(Request request, LeaveGroupResponse response)
+    {
+        if (response.ErrorCode != 0)
+        {
+            return;
+        }
+        var leave = FrameCodec.DecodeBody<LeaveGroupRequest>(request.Body, request.Version);
+        var group = Group(leave.GroupId);
+        lock (group)
+        {
+            foreach (var memberId in request.Version < 3 ? [leave.MemberId] : leave.Members.Select(m => m.MemberId))
+            {
+                group.Members.Remove(memberId);
+            }
+            if (group.Members.Count == 0)
+            {
+                group.State = "Empty";
+            }
+        }
+    }
+
+    private void Heartbeat(Request request, ConsumerGroupHeartbeatResponse response)
+    {
+        if (response.ErrorCode != 0 || response.MemberId is null)
+        {
+            return;
+        }
+        var heartbeat = FrameCodec.DecodeBody<ConsumerGroupHeartbeatRequest>(request.Body, request.Version);
+        var group = Group(heartbeat.GroupId);
+        lock (group)
+        {
+            group.Kip848 = true;
+            group.ProtocolType = "consumer";
+            if (heartbeat.MemberEpoch < 0)
+            {
+                group.Members.Remove(response.MemberId);
+            }
+            else
+            {
+                if (!group.Members.TryGetValue(response.MemberId, out var member))
+                {
+                    group.Members[response.MemberId] = member = new Member(response.MemberId, request.ClientId ?? "");
+                }
+                member.Epoch = response.MemberEpoch;
+                if (heartbeat.SubscribedTopicNames is { } topics)
+                {
+                    member.Topics = topics;
+                }
+                group.Epoch = Math.Max(group.Epoch, response.MemberEpoch);
+            }
+            group.State = group.Members.Count == 0 ? "Empty" : "Stable";
+        }
+    }
+
+    private async Task<byte[]> AnswerAsync(Request request, int brokerId)
+    {
+        switch (request.ApiKey)
+        {
+            case ApiKey.DescribeGroups:
+                {
+                    var describe = FrameCodec.DecodeBody<DescribeGroupsRequest>(request.Body, request.Version);
+                    var response = new DescribeGroupsResponse();
+                    foreach (var id in describe.Groups)
+                    {
+                        response.Groups.Add(await CoordinatesAsync(request, id, brokerId) ? Describe(id) : new DescribeGroupsResponse.DescribedGroup
+                        {
+                            GroupId = id,
+                            ErrorCode = (short)ErrorCode.NotCoordinator,
+                            GroupState = "",
+                            ProtocolType = "",
+                            ProtocolData = "",
+                        });
+                    }
+                    return Encode(request, response);
+                }
+            case ApiKey.DeleteGroups:
+                {
+                    var delete = FrameCodec.DecodeBody<DeleteGroupsRequest>(request.Body, request.Version);
+                    var response = new DeleteGroupsResponse();
+                    foreach (var id in delete.GroupsNames)
+                    {
+                        response.Results.Add(new DeleteGroupsResponse.DeletableGroupResult
+                        {
+                            GroupId = id,
+                            ErrorCode = (short)(await CoordinatesAsync(request, id, brokerId) ? Delete(id) : ErrorCode.NotCoordinator),
+                        });
+                    }
+                    // A broker answers from a map: not necessarily in request order.
+                    response.Results.Reverse();
+                    return Encode(request, response);
+                }
+            case ApiKey.ConsumerGroupDescribe:
+                {
+                    var describe = FrameCodec.DecodeBody<ConsumerGroupDescribeRequest>(request.Body, request.Version);
+                    var response = new ConsumerGroupDescribeResponse();
+                    foreach (var id in describe.GroupIds)
+                    {
+                        response.Groups.Add(await CoordinatesAsync(request, id, brokerId) ? DescribeConsumerGroup(id) : new ConsumerGroupDescribeResponse.DescribedGroup
+                        {
+                            GroupId = id,
+                            ErrorCode = (short)ErrorCode.NotCoordinator,
+                            GroupState = "",
+                            AssignorName = "",
+                        });
+                    }
+                    return Encode(request, response);
+                }
+            default:
+                {
+                    var fetch = FrameCodec.DecodeBody<OffsetFetchRequest>(request.Body, request.Version);
+                    var response = new OffsetFetchResponse();
+                    foreach (var group in fetch.Groups)
+                    {
+                        response.Groups.Add(await CoordinatesAsync(request, group.GroupId, brokerId)
+                            ? await FetchOffsetsAsync(group, brokerId)
+                            : new OffsetFetchResponse.OffsetFetchResponseGroup { GroupId = group.GroupId, ErrorCode = (short)ErrorCode.NotCoordinator });
+                    }
+                    return Encode(request, response);
+                }
+        }
+    }
+
+    private async Task<bool> CoordinatesAsync(Request request, string group, int brokerId)
+    {
+        var coordinator = await ExchangeAsync<FindCoordinatorResponse>(_cluster.BrokerIds[0], ApiKey.FindCoordinator, 1,
+            new FindCoordinatorRequest { Key = group, KeyType = 0 });
+        if (coordinator.ErrorCode != 0 || coordinator.NodeId != brokerId)
+        {
+            return false;
+        }
+        Answered.Enqueue((request.ApiKey, group, brokerId));
+        return true;
+    }
+
+    private DescribeGroupsResponse.DescribedGroup Describe(string id)
+    {
+        if (!_groups.TryGetValue(id, out var group))
+        {
+            return new DescribeGroupsResponse.DescribedGroup { GroupId = id, GroupState = "Dead", ProtocolType = "", ProtocolData = "" };
+        }
+        lock (group)
+        {
+            var described = new DescribeGroupsResponse.DescribedGroup
+            {
+                GroupId = id,
+                GroupState = group.State,
+                ProtocolType = group.ProtocolType,
+                ProtocolData = group.Protocol,
+            };
+            foreach (var member in group.Members.Values)
+            {
+                described.Members.Add(new DescribeGroupsResponse.DescribedGroupMember
+                {
+                    MemberId = member.MemberId,
+                    ClientId = member.ClientId,
+                    ClientHost = "/127.0.0.1",
+                    MemberMetadata = member.Metadata,
+                    MemberAssignment = member.Assignment,
+                });
+            }
+            return described;
+        }
+    }
+
+    private ConsumerGroupDescribeResponse.DescribedGroup DescribeConsumerGroup(string id)
+    {
+        if (!_groups.TryGetValue(id, out var group) || !group.Kip848)
+        {
+            return new ConsumerGroupDescribeResponse.DescribedGroup
+            {
+                GroupId = id,
+                ErrorCode = (short)GroupIdNotFound,
+                ErrorMessage = $"Group {id} not found.",
+                GroupState = "",
+                AssignorName = "",
+            };
+        }
+        lock (group)
+        {
+            var described = new ConsumerGroupDescribeResponse.DescribedGroup
+            {
+                GroupId = id,
+                GroupState = group.State,
+                GroupEpoch = group.Epoch,
+                AssignmentEpoch = group.Epoch,
+                AssignorName = "uniform",
+            };
+            foreach (var member in group.Members.Values)
+            {
+                described.Members.Add(new ConsumerGroupDescribeResponse.Member
+                {
+                    MemberId = member.MemberId,
+                    MemberEpoch = member.Epoch,
+                    ClientId = member.ClientId,
+                    ClientHost = "/127.0.0.1",
+                    SubscribedTopicNames = member.Topics,
+                });
+            }
+            return described;
+        }
+    }
+
+    private ErrorCode Delete(string id)
+    {
+        if (!_groups.TryGetValue(id, out var group))
+        {
+            return GroupIdNotFound;
+        }
+        lock (group)
+        {
+            if (group.Members.Count > 0)
+            {
+                return NonEmptyGroup;
+            }
+            _groups.TryRemove(id, out _);
+            Deleted.Enqueue(id);
+            return ErrorCode.None;
+        }
+    }
+
+    private async Task<OffsetFetchResponse.OffsetFetchResponseGroup> FetchOffsetsAsync(OffsetFetchRequest.OffsetFetchRequestGroup group, int brokerId)
+    {
+        var single = new OffsetFetchRequest
+        {
+            GroupId = group.GroupId,
+            Topics = group.Topics?.ConvertAll(t => new OffsetFetchRequest.OffsetFetchRequestTopic { Name = t.Name, PartitionIndexes = t.PartitionIndexes }),
+        };
+        var answer = await ExchangeAsync<OffsetFetchResponse>(brokerId, ApiKey.OffsetFetch, 6, single);
+        var fetched = new OffsetFetchResponse.OffsetFetchResponseGroup { GroupId = group.GroupId, ErrorCode = answer.ErrorCode };
+        foreach (var topic in answer.Topics)
+        {
+            var topics = new OffsetFetchResponse.OffsetFetchResponseTopics { Name = topic.Name };
+            foreach (var partition in topic.Partitions)
+            {
+                topics.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartitions
+                {
+                    PartitionIndex = partition.PartitionIndex,
+                    CommittedOffset = partition.CommittedOffset,
+                    CommittedLeaderEpoch = partition.CommittedLeaderEpoch,
+                    Metadata = partition.Metadata,
+                    ErrorCode = partition.ErrorCode,
+                });
+            }
+            fetched.Topics.Add(topics);
+        }
+        return fetched;
+    }
+
+    /// <summary>One request straight to a mock broker on a connection of its own.</summary>
+    private async Task<T> ExchangeAsync<T>(int brokerId, ApiKey apiKey, short version, IKafkaMessage body) where T : IKafkaMessage, new()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(_cluster.GetBrokerListener(brokerId), _stop.Token);
+        await using var stream = new NetworkStream(socket, ownsSocket: false);
+        using (var frame = FrameCodec.EncodeRequest(apiKey, version, 1, "group-apis-front", body))
+        {
+            await WriteFrameAsync(stream, frame.Memory.ToArray());
+        }
+        var response = await ReadFrameAsync(stream, _stop.Token) ?? throw new IOException($"Mock broker {brokerId} closed before answering {apiKey}.");
+        return Decode<T>(response, apiKey, version);
+    }
+
+    private static T Decode<T>(byte[] frame, Request request) where T : IKafkaMessage, new() => Decode<T>(frame, request.ApiKey, request.Version);
+
+    private static T Decode<T>(byte[] frame, ApiKey apiKey, short version) where T : IKafkaMessage, new()
+    {
+        // Over the array itself (byte fields slice it), which outlives the decoded message.
+        var reader = new KafkaReader((ReadOnlyMemory<byte>)frame);
+        var header = new ResponseHeader();
+        header.Read(ref reader, KafkaApis.ResponseHeaderVersion(apiKey, version));
+        var message = new T();
+        message.Read(ref reader, version);
+        return message;
+    }
+
+    private static byte[] Encode(Request request, IKafkaMessage response)
+    {
+        using var frame = FrameCodec.EncodeResponse(request.ApiKey, request.Version, request.CorrelationId, response);
+        return frame.Memory.ToArray();
+    }
+
+    private static async Task WriteFrameAsync(Stream stream, byte[] frame)
+    {
+        var sized = new byte[frame.Length + 4];
+        BinaryPrimitives.WriteInt32BigEndian(sized, frame.Length);
+        frame.CopyTo(sized, 4);
+        await stream.WriteAsync(sized);
+    }
+
+    private static async Task<byte[]?> ReadFrameAsync(Stream stream, CancellationToken cancellationToken)
+    {
+        var size = new byte[4];
+        try
+        {
+            await stream.ReadExactlyAsync(size, cancellationToken);
+            var frame = new byte[BinaryPrimitives.ReadInt32BigEndian(size)];
+            await stream.ReadExactlyAsync(frame, cancellationToken);
+            return frame;
+        }
+        catch (EndOfStreamException)
+        {
+            return null;
+        }
+    }
+}
