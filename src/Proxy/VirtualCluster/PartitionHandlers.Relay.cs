@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Switchback.Protocol;
@@ -29,11 +30,15 @@ public sealed partial class PartitionHandlers
 
     // ---------------------------------------------------------------- Produce
 
-    public async ValueTask<Task<PooledFrame>?> ProduceAsync(RequestContext context)
+    /// <summary>
+    /// Routes and sends a Produce; the answer, when one is expected, is awaited once (a relayed answer's
+    /// <see cref="ValueTask{TResult}"/> is pooled).
+    /// </summary>
+    public async ValueTask<ValueTask<PooledFrame>?> ProduceAsync(RequestContext context)
     {
         if (!TryReadWriteFamily(context, out var family, out var acks, out var transactionalId))
         {
-            return await ProduceDecodedAsync(context).ConfigureAwait(false);
+            return RequestDispatcher.Answer(await ProduceDecodedAsync(context).ConfigureAwait(false));
         }
         // A switch may be holding this family's writes: wait at its gate, then route with the table in force.
         var traffic = state.Traffic.For(family);
@@ -46,7 +51,7 @@ public sealed partial class PartitionHandlers
         }
         catch (TimeoutException)
         {
-            return TimedOutProduce(context, context.Decode<ProduceRequest>());
+            return RequestDispatcher.Answer(TimedOutProduce(context, context.Decode<ProduceRequest>()));
         }
 
         var plan = default(RelayPlan);
@@ -75,7 +80,7 @@ public sealed partial class PartitionHandlers
         }
         if (decoded is not null || route is null)
         {
-            return await ProduceDecodedAsync(context, decoded!, [lane]).ConfigureAwait(false); // it owns the lane now
+            return RequestDispatcher.Answer(await ProduceDecodedAsync(context, decoded!, [lane]).ConfigureAwait(false)); // it owns the lane now
         }
         state.Metrics.Routed(ApiKey.Produce, route.Family, route.Route.Write, plan.Partitions);
         return await RelayProduceAsync(context, route, plan, mapping, acks, lane).ConfigureAwait(false);
@@ -198,7 +203,7 @@ public sealed partial class PartitionHandlers
     }
 
     /// <summary>Sends the request whole; the lane is let go once its answer settles (or never comes in time).</summary>
-    private async ValueTask<Task<PooledFrame>?> RelayProduceAsync(RequestContext context, FamilyRoute route, RelayPlan plan,
+    private async ValueTask<ValueTask<PooledFrame>?> RelayProduceAsync(RequestContext context, FamilyRoute route, RelayPlan plan,
         TransactionalProducers.Mapping? mapping, short acks, FamilyTraffic.Lane lane)
     {
         var answering = false;
@@ -222,7 +227,7 @@ public sealed partial class PartitionHandlers
                     return null;
                 }
                 var request = context.Decode<ProduceRequest>();
-                return MergeProduceAsync(context, request, [(UpstreamCall.Completed(plan.View, plan.Leader, null, null, e), request)], []);
+                return new ValueTask<PooledFrame>(MergeProduceAsync(context, request, [(UpstreamCall.Completed(plan.View, plan.Leader, null, null, e), request)], []));
             }
             if (pending is null)
             {
@@ -301,7 +306,9 @@ public sealed partial class PartitionHandlers
         }
     }
 
-    private async Task<PooledFrame> AnswerProduceAsync(RequestContext context, RelayPlan plan, PendingResponse pending, FamilyTraffic.Lane lane,
+    // Pooled: the client session awaits the answer once, after which the runtime reuses its state machine.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<PooledFrame> AnswerProduceAsync(RequestContext context, RelayPlan plan, PendingResponse pending, FamilyTraffic.Lane lane,
         byte[]? outline, int outlineLength, long sentAt)
     {
         try
@@ -332,6 +339,7 @@ public sealed partial class PartitionHandlers
         }
         finally
         {
+            pending.Release(); // its wait's result is taken (or it is left to the GC); the connection reuses it
             if (outline is not null)
             {
                 ArrayPool<byte>.Shared.Return(outline);
@@ -363,11 +371,12 @@ public sealed partial class PartitionHandlers
 
     // ---------------------------------------------------------------- Fetch
 
-    public async ValueTask<Task<PooledFrame>?> FetchAsync(RequestContext context)
+    /// <summary>Routes and sends a Fetch; its answer is awaited once (a relayed answer's <see cref="ValueTask{TResult}"/> is pooled).</summary>
+    public async ValueTask<ValueTask<PooledFrame>?> FetchAsync(RequestContext context)
     {
         if (!TryPlanFetch(context, out var plan, out var maxWaitMs))
         {
-            return await FetchDecodedAsync(context).ConfigureAwait(false);
+            return RequestDispatcher.Answer(await FetchDecodedAsync(context).ConfigureAwait(false));
         }
         // Answers from v11 may need the full merge, which needs the request as the client sent it: a copy is kept
         // (Fetch requests are small), as the request buffer is rewritten below and reused once this returns.
@@ -383,7 +392,7 @@ public sealed partial class PartitionHandlers
         {
             if (!FetchRequestRewriter.TryRewriteInPlace(MemoryMarshal.AsMemory(body).Span, context.Version, new UpstreamTopicIds(state.TopicIds, plan.View)))
             {
-                return await FetchDecodedAsync(context).ConfigureAwait(false); // left as it came
+                return RequestDispatcher.Answer(await FetchDecodedAsync(context).ConfigureAwait(false)); // left as it came
             }
             PendingResponse? pending;
             try
@@ -394,8 +403,8 @@ public sealed partial class PartitionHandlers
             catch (UpstreamUnavailableException e)
             {
                 var request = FrameCodec.DecodeBody<FetchRequest>(original is null ? body : original.AsMemory(0, body.Length), context.Version);
-                return MergeFetchAsync(context, request, FetchNames(request, context.Version),
-                    [UpstreamCall.Completed(plan.View, plan.Leader, null, null, e)], [], Timeout);
+                return new ValueTask<PooledFrame>(MergeFetchAsync(context, request, FetchNames(request, context.Version),
+                    [UpstreamCall.Completed(plan.View, plan.Leader, null, null, e)], [], Timeout));
             }
             answering = true;
             var timeout = Timeout + TimeSpan.FromMilliseconds(Math.Max(0, maxWaitMs));
@@ -479,7 +488,9 @@ public sealed partial class PartitionHandlers
         return true;
     }
 
-    private async Task<PooledFrame> AnswerFetchAsync(RequestContext context, RelayPlan plan, PendingResponse pending, byte[]? original, int length, TimeSpan timeout)
+    // Pooled: the client session awaits the answer once, after which the runtime reuses its state machine.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<PooledFrame> AnswerFetchAsync(RequestContext context, RelayPlan plan, PendingResponse pending, byte[]? original, int length, TimeSpan timeout)
     {
         try
         {
@@ -510,6 +521,7 @@ public sealed partial class PartitionHandlers
         }
         finally
         {
+            pending.Release(); // its wait's result is taken (or it is left to the GC); the connection reuses it
             if (original is not null)
             {
                 ArrayPool<byte>.Shared.Return(original);
