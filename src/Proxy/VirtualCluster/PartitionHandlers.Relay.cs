@@ -244,7 +244,7 @@ public sealed partial class PartitionHandlers
                 outlineLength = ProduceRequestOutline.Write(body, context.Version, outline);
             }
             answering = true;
-            return AnswerProduceAsync(context, plan, pending, lane, outline, outlineLength, Stopwatch.GetTimestamp());
+            return AnswerProduceAsync(context.LetGoAfterDispatch(), plan, pending, lane, outline, outlineLength, Stopwatch.GetTimestamp());
         }
         finally
         {
@@ -308,7 +308,7 @@ public sealed partial class PartitionHandlers
 
     // Pooled: the client session awaits the answer once, after which the runtime reuses its state machine.
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<PooledFrame> AnswerProduceAsync(RequestContext context, RelayPlan plan, PendingResponse pending, FamilyTraffic.Lane lane,
+    private async ValueTask<PooledFrame> AnswerProduceAsync(DispatchedRequest request, RelayPlan plan, PendingResponse pending, FamilyTraffic.Lane lane,
         byte[]? outline, int outlineLength, long sentAt)
     {
         try
@@ -317,7 +317,7 @@ public sealed partial class PartitionHandlers
             Exception? failure = null;
             try
             {
-                frame = await pending.WaitAsync(Timeout, context.Session.Closed).ConfigureAwait(false);
+                frame = await pending.WaitAsync(Timeout, request.Session.Closed).ConfigureAwait(false);
             }
             catch (UpstreamUnavailableException e) when (outline is not null)
             {
@@ -327,14 +327,15 @@ public sealed partial class PartitionHandlers
             {
                 ExitWhenSettled(lane, pending, sentAt);
             }
-            if (outline is null || (frame is not null && ProduceResponseInspector.CanRelayAsIs(frame.Span, context.Version)))
+            if (outline is null || (frame is not null && ProduceResponseInspector.CanRelayAsIs(frame.Span, request.Version)))
             {
                 // Before v10 nothing in a Produce answer names a broker: relayed as is, as a broker answers.
-                BinaryPrimitives.WriteInt32BigEndian(frame!.Span, context.CorrelationId);
+                BinaryPrimitives.WriteInt32BigEndian(frame!.Span, request.CorrelationId);
                 return frame;
             }
-            var request = FrameCodec.DecodeBody<ProduceRequest>(outline.AsMemory(0, outlineLength), context.Version);
-            return await MergeProduceAsync(context, request, [(UpstreamCall.Completed(plan.View, plan.Leader, pending, frame, failure), request)], [])
+            // Merged with a context of its own: the dispatcher has reused the request's.
+            var decoded = FrameCodec.DecodeBody<ProduceRequest>(outline.AsMemory(0, outlineLength), request.Version);
+            return await MergeProduceAsync(request.ToContext(), decoded, [(UpstreamCall.Completed(plan.View, plan.Leader, pending, frame, failure), decoded)], [])
                 .ConfigureAwait(false);
         }
         finally
@@ -408,7 +409,7 @@ public sealed partial class PartitionHandlers
             }
             answering = true;
             var timeout = Timeout + TimeSpan.FromMilliseconds(Math.Max(0, maxWaitMs));
-            return AnswerFetchAsync(context, plan, pending!, original, body.Length, timeout);
+            return AnswerFetchAsync(context.LetGoAfterDispatch(), plan, pending!, original, body.Length, timeout);
         }
         finally
         {
@@ -490,7 +491,7 @@ public sealed partial class PartitionHandlers
 
     // Pooled: the client session awaits the answer once, after which the runtime reuses its state machine.
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<PooledFrame> AnswerFetchAsync(RequestContext context, RelayPlan plan, PendingResponse pending, byte[]? original, int length, TimeSpan timeout)
+    private async ValueTask<PooledFrame> AnswerFetchAsync(DispatchedRequest request, RelayPlan plan, PendingResponse pending, byte[]? original, int length, TimeSpan timeout)
     {
         try
         {
@@ -498,7 +499,7 @@ public sealed partial class PartitionHandlers
             Exception? failure = null;
             try
             {
-                frame = await pending.WaitAsync(timeout, context.Session.Closed).ConfigureAwait(false);
+                frame = await pending.WaitAsync(timeout, request.Session.Closed).ConfigureAwait(false);
             }
             catch (UpstreamUnavailableException e) when (original is not null)
             {
@@ -507,16 +508,17 @@ public sealed partial class PartitionHandlers
             if (original is null)
             {
                 // Before v11 nothing in a Fetch answer names a broker or a topic id, and a sessionless fetch is answered with session id 0.
-                BinaryPrimitives.WriteInt32BigEndian(frame!.Span, context.CorrelationId);
+                BinaryPrimitives.WriteInt32BigEndian(frame!.Span, request.CorrelationId);
                 return frame;
             }
-            if (frame is not null && FetchResponseRewriter.TryRewriteInPlace(frame.Span, context.Version, new ClientTopicIds(state, plan.View)))
+            if (frame is not null && FetchResponseRewriter.TryRewriteInPlace(frame.Span, request.Version, new ClientTopicIds(state, plan.View)))
             {
-                BinaryPrimitives.WriteInt32BigEndian(frame.Span, context.CorrelationId);
+                BinaryPrimitives.WriteInt32BigEndian(frame.Span, request.CorrelationId);
                 return frame;
             }
-            var request = FrameCodec.DecodeBody<FetchRequest>(original.AsMemory(0, length), context.Version);
-            return await MergeFetchAsync(context, request, FetchNames(request, context.Version),
+            // Merged with a context of its own: the dispatcher has reused the request's.
+            var decoded = FrameCodec.DecodeBody<FetchRequest>(original.AsMemory(0, length), request.Version);
+            return await MergeFetchAsync(request.ToContext(), decoded, FetchNames(decoded, request.Version),
                 [UpstreamCall.Completed(plan.View, plan.Leader, pending, frame, failure)], [], timeout).ConfigureAwait(false);
         }
         finally

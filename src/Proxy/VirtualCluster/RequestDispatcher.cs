@@ -21,6 +21,8 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         : null;
     private Func<RequestContext, ValueTask<Task<PooledFrame>?>>? _route;
     private readonly RequestHeaderReader _headers = new();
+    // A context its handler let go of (the relay path), ready for the next request: dispatch is sequential.
+    private RequestContext? _spareContext;
 
     /// <summary>True while the listener requires SASL and this connection has not completed it.</summary>
     public bool AwaitingAuthentication => _sasl is { IsAuthenticated: false };
@@ -91,17 +93,27 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         try
         {
             var bodyOffset = _headers.Read(frame.Span, apiKey, version, out var header);
-            context = new RequestContext(session, frame, header, bodyOffset, state.Routes.Current);
+            if (_spareContext is { } spare)
+            {
+                _spareContext = null;
+                spare.Reuse(frame, header, bodyOffset, state.Routes.Current);
+                context = spare;
+            }
+            else
+            {
+                context = new RequestContext(session, frame, header, bodyOffset, state.Routes.Current);
+            }
         }
         catch
         {
             frame.Dispose();
             throw;
         }
+        var authorization = state.Authorization;
         try
         {
             // Allow lists, when configured, check (and may narrow) the request before it is routed.
-            if (state.Authorization is { } authorization)
+            if (authorization is not null)
             {
                 return Answer(await authorization.DispatchAsync(context, _route ??= RouteAsync).ConfigureAwait(false));
             }
@@ -116,6 +128,11 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         {
             // Handlers copy what they send upstream into the upstream pipe, so the request buffer can go back now.
             frame.Dispose();
+            // Allow lists keep the context to merge their own answer, so one is reused only without them.
+            if (context.IsLetGo && authorization is null)
+            {
+                _spareContext = context;
+            }
         }
     }
 
