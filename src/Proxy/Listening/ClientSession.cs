@@ -178,7 +178,7 @@ public sealed partial class ClientSession
                         RequestHeader.TryPeek(frame.Span, out apiKey, out _, out _);
                     }
                     _state.Metrics.RequestReceived(frame.Length);
-                    Task<PooledFrame>? response;
+                    ValueTask<PooledFrame>? response;
                     try
                     {
                         response = await _dispatcher.DispatchAsync(frame).ConfigureAwait(false);
@@ -194,7 +194,7 @@ public sealed partial class ClientSession
                         continue;
                     }
                     Interlocked.Increment(ref _inFlight);
-                    var pendingResponse = new PendingClientResponse(apiKey, started, response);
+                    var pendingResponse = new PendingClientResponse(apiKey, started, response.Value);
                     try
                     {
                         await _responses.Writer.WriteAsync(pendingResponse, _connection.ConnectionClosed).ConfigureAwait(false);
@@ -294,7 +294,7 @@ public sealed partial class ClientSession
     private void Abandon(PendingClientResponse abandoned)
     {
         _state.Metrics.RequestDropped();
-        _ = abandoned.Response.ContinueWith(static t =>
+        _ = abandoned.Response.AsTask().ContinueWith(static t =>
         {
             if (t.IsCompletedSuccessfully)
             {
@@ -307,7 +307,11 @@ public sealed partial class ClientSession
         }, TaskScheduler.Default);
     }
 
-    private readonly record struct PendingClientResponse(ApiKey ApiKey, long Started, Task<PooledFrame> Response);
+    /// <summary>
+    /// A queued answer. <see cref="Response"/> may be pooled: it is awaited (or turned into a task) exactly once, by
+    /// the write loop or when abandoned; before that, only its completion is looked at.
+    /// </summary>
+    private readonly record struct PendingClientResponse(ApiKey ApiKey, long Started, ValueTask<PooledFrame> Response);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Debug, Message = "Client connection {ConnectionId} from {Remote} opened")]
     private static partial void LogOpened(ILogger logger, string connectionId, string remote);

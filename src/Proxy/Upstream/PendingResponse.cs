@@ -7,6 +7,13 @@ namespace Switchback.Proxy.Upstream;
 /// the answer, the connection's failure, the wait's deadline or a cancellation decides it, whichever comes first.
 /// Deadlines are kept by the connection (one timer for all its requests), so waiting allocates nothing.
 /// </summary>
+/// <remarks>
+/// A waiter that calls <see cref="Release"/> once it has the wait's result lets its connection reuse the object for
+/// a later request. Two holds keep it out of the connection's pool: the waiter's (until <see cref="Release"/>) and the
+/// connection's (until the broker's answer is matched in order, or the connection fails), so a timed-out request's
+/// late answer still finds its own entry. Whoever lets go last returns it; nothing touches it after that. A waiter
+/// that never calls <see cref="Release"/> leaves it to the GC, as before.
+/// </remarks>
 public sealed class PendingResponse : IValueTaskSource<PooledFrame>
 {
     // Continuations run synchronously on the thread that decides the wait (usually the upstream read loop): the
@@ -15,17 +22,17 @@ public sealed class PendingResponse : IValueTaskSource<PooledFrame>
     private readonly UpstreamConnection _connection;
     private int _decided;
     private int _settled;
+    private int _holds;
+    private int _released;
+    private bool _waiting; // WaitAsync was called; the waiter's side only
+    private bool _taken; // and its result taken
     private TaskCompletionSource? _settledSource;
     private CancellationTokenRegistration _cancellation;
     private TimeSpan _timeout;
 
-    internal PendingResponse(UpstreamConnection connection, int correlationId)
-    {
-        _connection = connection;
-        CorrelationId = correlationId;
-    }
+    internal PendingResponse(UpstreamConnection connection) => _connection = connection;
 
-    public int CorrelationId { get; }
+    public int CorrelationId { get; private set; }
 
     /// <summary>When the waiter gives up (<see cref="Environment.TickCount64"/>); read and written under the connection's lock.</summary>
     internal long Deadline { get; set; } = long.MaxValue;
@@ -33,9 +40,26 @@ public sealed class PendingResponse : IValueTaskSource<PooledFrame>
     /// <summary>True once the wait has its outcome (answer, failure, timeout or cancellation).</summary>
     internal bool IsDecided => Volatile.Read(ref _decided) != 0;
 
+    /// <summary>Readies a new or returned object for the request sent under <paramref name="correlationId"/> (under the connection's lock).</summary>
+    internal void Start(int correlationId)
+    {
+        CorrelationId = correlationId;
+        Deadline = long.MaxValue;
+        _timeout = default;
+        _cancellation = default;
+        _settledSource = null;
+        _released = 0;
+        _waiting = false;
+        _taken = false;
+        _settled = 0;
+        _decided = 0;
+        _holds = 2; // the waiter's and the connection's
+    }
+
     /// <summary>
     /// Completes when the broker has answered or the connection has failed, whoever waits or gives up (a timed-out
-    /// or cancelled wait does not settle it: the request may still be on its way). Allocated only when asked for.
+    /// or cancelled wait does not settle it: the request may still be on its way). Allocated only when asked for,
+    /// which only the waiter may do, before <see cref="Release"/>.
     /// </summary>
     public Task Settled
     {
@@ -68,6 +92,7 @@ public sealed class PendingResponse : IValueTaskSource<PooledFrame>
     /// </summary>
     public ValueTask<PooledFrame> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
+        _waiting = true;
         if (!IsDecided)
         {
             if (cancellationToken.IsCancellationRequested)
@@ -91,6 +116,26 @@ public sealed class PendingResponse : IValueTaskSource<PooledFrame>
         return new ValueTask<PooledFrame>(this, _core.Version);
     }
 
+    /// <summary>
+    /// The waiter is done with this object: it has taken the wait's result, or never waited (the answer, if it comes,
+    /// is then discarded). It must not touch the object, nor a <see cref="ValueTask{TResult}"/> from
+    /// <see cref="WaitAsync"/>, afterwards: the connection reuses it once the broker's answer has been matched.
+    /// Released while a wait is still open, it is left to the GC instead (the wait may still be ended).
+    /// </summary>
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0)
+        {
+            throw new InvalidOperationException("The pending response was released twice.");
+        }
+        if (_waiting && !_taken)
+        {
+            return;
+        }
+        TryDecide(); // never waited for: an answer that still comes goes back to the pool
+        LetGo();
+    }
+
     // Removed by the waiter once it has its result (GetResult follows WaitAsync on the waiter's side, so the
     // registration is never read while being stored).
     private void RegisterCancellation(CancellationToken cancellationToken) =>
@@ -108,6 +153,7 @@ public sealed class PendingResponse : IValueTaskSource<PooledFrame>
         {
             frame.Dispose();
         }
+        LetGo();
     }
 
     /// <summary>The connection failed before the broker answered.</summary>
@@ -118,26 +164,31 @@ public sealed class PendingResponse : IValueTaskSource<PooledFrame>
         {
             _core.SetException(error);
         }
+        LetGo();
     }
 
-    /// <summary>The waiter's deadline passed.</summary>
-    internal void Expire()
+    /// <summary>
+    /// Decides the wait, for the connection to end it outside its lock (<see cref="Expire"/>, <see cref="EndCancelled"/>).
+    /// Called under the connection's lock while the object is in its FIFO: once decided here, nobody else can give
+    /// the waiter a result, so the object stays this request's until the connection has ended the wait.
+    /// </summary>
+    internal bool TryDecide() => Interlocked.Exchange(ref _decided, 1) == 0;
+
+    /// <summary>The waiter's deadline passed (the wait was decided by <see cref="TryDecide"/>).</summary>
+    internal void Expire() =>
+        _core.SetException(new UpstreamUnavailableException($"No response within {_timeout.TotalMilliseconds:0} ms."));
+
+    /// <summary>The connection's owner closed (the wait was decided by <see cref="TryDecide"/>).</summary>
+    internal void EndCancelled(CancellationToken cancellationToken) =>
+        _core.SetException(new OperationCanceledException(cancellationToken));
+
+    private void Cancel(CancellationToken cancellationToken)
     {
         if (TryDecide())
         {
-            _core.SetException(new UpstreamUnavailableException($"No response within {_timeout.TotalMilliseconds:0} ms."));
+            EndCancelled(cancellationToken);
         }
     }
-
-    internal void Cancel(CancellationToken cancellationToken)
-    {
-        if (TryDecide())
-        {
-            _core.SetException(new OperationCanceledException(cancellationToken));
-        }
-    }
-
-    private bool TryDecide() => Interlocked.Exchange(ref _decided, 1) == 0;
 
     private void MarkSettled()
     {
@@ -145,15 +196,29 @@ public sealed class PendingResponse : IValueTaskSource<PooledFrame>
         Volatile.Read(ref _settledSource)?.TrySetResult();
     }
 
+    /// <summary>Drops one hold; the last one returns the object to its connection (the last thing done with it).</summary>
+    private void LetGo()
+    {
+        if (Interlocked.Decrement(ref _holds) == 0)
+        {
+            _core.Reset(); // a ValueTask of the use just ended no longer matches
+            _connection.Return(this);
+        }
+    }
+
     PooledFrame IValueTaskSource<PooledFrame>.GetResult(short token)
     {
+        _core.GetStatus(token); // throws for a ValueTask of an earlier use, before anything of this use is touched
         try
         {
             return _core.GetResult(token);
         }
         finally
         {
-            _cancellation.Unregister();
+            _taken = true;
+            // Dispose, not Unregister: it waits for a cancellation callback running on another thread, so none can
+            // reach this object once the waiter has its result and may release it for reuse.
+            _cancellation.Dispose();
         }
     }
 

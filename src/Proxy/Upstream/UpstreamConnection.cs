@@ -19,11 +19,14 @@ namespace Switchback.Proxy.Upstream;
 public sealed partial class UpstreamConnection : IAsyncDisposable
 {
     private const int MaxResponseFrameBytes = 256 * 1024 * 1024;
+    // Pending responses kept for reuse; beyond this (a burst of requests in flight) they are left to the GC.
+    private const int MaxFreePending = 32;
 
     private readonly Socket _socket;
     private readonly PipeReader _reader;
     private readonly PipeWriter _writer;
     private readonly Queue<PendingResponse> _pending = new();
+    private readonly Stack<PendingResponse> _freePending = new();
     private readonly Lock _pendingLock = new();
     private readonly ILogger _logger;
     private readonly Task _readLoop;
@@ -114,7 +117,8 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
             _writer.Advance(frame.Length + 4);
             if (expectResponse)
             {
-                pending = new PendingResponse(this, correlationId);
+                pending = _freePending.TryPop(out var free) ? free : new PendingResponse(this);
+                pending.Start(correlationId);
                 _pending.Enqueue(pending);
             }
         }
@@ -174,6 +178,18 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>A pending response both its waiter and this connection are done with (see <see cref="PendingResponse.Release"/>).</summary>
+    internal void Return(PendingResponse pending)
+    {
+        lock (_pendingLock)
+        {
+            if (_freePending.Count < MaxFreePending)
+            {
+                _freePending.Push(pending);
+            }
+        }
+    }
+
     /// <summary>Records when <paramref name="pending"/>'s waiter gives up, and arms the timer if that is the earliest deadline.</summary>
     internal void WatchDeadline(PendingResponse pending, TimeSpan timeout)
     {
@@ -226,7 +242,12 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
                 }
                 if (pending.Deadline <= now)
                 {
-                    (overdue ??= []).Add(pending);
+                    // Decided here, under the lock, while it is in the FIFO: the answer can no longer reach the
+                    // waiter, so the object cannot be released and reused before Expire below.
+                    if (pending.TryDecide())
+                    {
+                        (overdue ??= []).Add(pending);
+                    }
                 }
                 else
                 {
@@ -251,14 +272,21 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     /// <summary>The owner closed: every wait ends (answers still arriving are matched and discarded).</summary>
     private void CancelWaits()
     {
-        PendingResponse[] waiting;
+        List<PendingResponse> cancelled = [];
         lock (_pendingLock)
         {
-            waiting = _pending.ToArray();
+            // Decided under the lock, as in ExpireOverdue: each stays this request's until its wait has ended.
+            foreach (var pending in _pending)
+            {
+                if (pending.TryDecide())
+                {
+                    cancelled.Add(pending);
+                }
+            }
         }
-        foreach (var pending in waiting)
+        foreach (var pending in cancelled)
         {
-            pending.Cancel(OwnerClosed);
+            pending.EndCancelled(OwnerClosed);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Switchback.Protocol;
@@ -29,11 +30,15 @@ public sealed partial class PartitionHandlers
 
     // ---------------------------------------------------------------- Produce
 
-    public async ValueTask<Task<PooledFrame>?> ProduceAsync(RequestContext context)
+    /// <summary>
+    /// Routes and sends a Produce; the answer, when one is expected, is awaited once (a relayed answer's
+    /// <see cref="ValueTask{TResult}"/> is pooled).
+    /// </summary>
+    public async ValueTask<ValueTask<PooledFrame>?> ProduceAsync(RequestContext context)
     {
         if (!TryReadWriteFamily(context, out var family, out var acks, out var transactionalId))
         {
-            return await ProduceDecodedAsync(context).ConfigureAwait(false);
+            return RequestDispatcher.Answer(await ProduceDecodedAsync(context).ConfigureAwait(false));
         }
         // A switch may be holding this family's writes: wait at its gate, then route with the table in force.
         var traffic = state.Traffic.For(family);
@@ -46,7 +51,7 @@ public sealed partial class PartitionHandlers
         }
         catch (TimeoutException)
         {
-            return TimedOutProduce(context, context.Decode<ProduceRequest>());
+            return RequestDispatcher.Answer(TimedOutProduce(context, context.Decode<ProduceRequest>()));
         }
 
         var plan = default(RelayPlan);
@@ -75,7 +80,7 @@ public sealed partial class PartitionHandlers
         }
         if (decoded is not null || route is null)
         {
-            return await ProduceDecodedAsync(context, decoded!, [lane]).ConfigureAwait(false); // it owns the lane now
+            return RequestDispatcher.Answer(await ProduceDecodedAsync(context, decoded!, [lane]).ConfigureAwait(false)); // it owns the lane now
         }
         state.Metrics.Routed(ApiKey.Produce, route.Family, route.Route.Write, plan.Partitions);
         return await RelayProduceAsync(context, route, plan, mapping, acks, lane).ConfigureAwait(false);
@@ -198,7 +203,7 @@ public sealed partial class PartitionHandlers
     }
 
     /// <summary>Sends the request whole; the lane is let go once its answer settles (or never comes in time).</summary>
-    private async ValueTask<Task<PooledFrame>?> RelayProduceAsync(RequestContext context, FamilyRoute route, RelayPlan plan,
+    private async ValueTask<ValueTask<PooledFrame>?> RelayProduceAsync(RequestContext context, FamilyRoute route, RelayPlan plan,
         TransactionalProducers.Mapping? mapping, short acks, FamilyTraffic.Lane lane)
     {
         var answering = false;
@@ -222,7 +227,7 @@ public sealed partial class PartitionHandlers
                     return null;
                 }
                 var request = context.Decode<ProduceRequest>();
-                return MergeProduceAsync(context, request, [(UpstreamCall.Completed(plan.View, plan.Leader, null, null, e), request)], []);
+                return new ValueTask<PooledFrame>(MergeProduceAsync(context, request, [(UpstreamCall.Completed(plan.View, plan.Leader, null, null, e), request)], []));
             }
             if (pending is null)
             {
@@ -239,7 +244,7 @@ public sealed partial class PartitionHandlers
                 outlineLength = ProduceRequestOutline.Write(body, context.Version, outline);
             }
             answering = true;
-            return AnswerProduceAsync(context, plan, pending, lane, outline, outlineLength, Stopwatch.GetTimestamp());
+            return AnswerProduceAsync(context.LetGoAfterDispatch(), plan, pending, lane, outline, outlineLength, Stopwatch.GetTimestamp());
         }
         finally
         {
@@ -301,7 +306,9 @@ public sealed partial class PartitionHandlers
         }
     }
 
-    private async Task<PooledFrame> AnswerProduceAsync(RequestContext context, RelayPlan plan, PendingResponse pending, FamilyTraffic.Lane lane,
+    // Pooled: the client session awaits the answer once, after which the runtime reuses its state machine.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<PooledFrame> AnswerProduceAsync(DispatchedRequest request, RelayPlan plan, PendingResponse pending, FamilyTraffic.Lane lane,
         byte[]? outline, int outlineLength, long sentAt)
     {
         try
@@ -310,7 +317,7 @@ public sealed partial class PartitionHandlers
             Exception? failure = null;
             try
             {
-                frame = await pending.WaitAsync(Timeout, context.Session.Closed).ConfigureAwait(false);
+                frame = await pending.WaitAsync(Timeout, request.Session.Closed).ConfigureAwait(false);
             }
             catch (UpstreamUnavailableException e) when (outline is not null)
             {
@@ -320,18 +327,20 @@ public sealed partial class PartitionHandlers
             {
                 ExitWhenSettled(lane, pending, sentAt);
             }
-            if (outline is null || (frame is not null && ProduceResponseInspector.CanRelayAsIs(frame.Span, context.Version)))
+            if (outline is null || (frame is not null && ProduceResponseInspector.CanRelayAsIs(frame.Span, request.Version)))
             {
                 // Before v10 nothing in a Produce answer names a broker: relayed as is, as a broker answers.
-                BinaryPrimitives.WriteInt32BigEndian(frame!.Span, context.CorrelationId);
+                BinaryPrimitives.WriteInt32BigEndian(frame!.Span, request.CorrelationId);
                 return frame;
             }
-            var request = FrameCodec.DecodeBody<ProduceRequest>(outline.AsMemory(0, outlineLength), context.Version);
-            return await MergeProduceAsync(context, request, [(UpstreamCall.Completed(plan.View, plan.Leader, pending, frame, failure), request)], [])
+            // Merged with a context of its own: the dispatcher has reused the request's.
+            var decoded = FrameCodec.DecodeBody<ProduceRequest>(outline.AsMemory(0, outlineLength), request.Version);
+            return await MergeProduceAsync(request.ToContext(), decoded, [(UpstreamCall.Completed(plan.View, plan.Leader, pending, frame, failure), decoded)], [])
                 .ConfigureAwait(false);
         }
         finally
         {
+            pending.Release(); // its wait's result is taken (or it is left to the GC); the connection reuses it
             if (outline is not null)
             {
                 ArrayPool<byte>.Shared.Return(outline);
@@ -363,11 +372,12 @@ public sealed partial class PartitionHandlers
 
     // ---------------------------------------------------------------- Fetch
 
-    public async ValueTask<Task<PooledFrame>?> FetchAsync(RequestContext context)
+    /// <summary>Routes and sends a Fetch; its answer is awaited once (a relayed answer's <see cref="ValueTask{TResult}"/> is pooled).</summary>
+    public async ValueTask<ValueTask<PooledFrame>?> FetchAsync(RequestContext context)
     {
         if (!TryPlanFetch(context, out var plan, out var maxWaitMs))
         {
-            return await FetchDecodedAsync(context).ConfigureAwait(false);
+            return RequestDispatcher.Answer(await FetchDecodedAsync(context).ConfigureAwait(false));
         }
         // Answers from v11 may need the full merge, which needs the request as the client sent it: a copy is kept
         // (Fetch requests are small), as the request buffer is rewritten below and reused once this returns.
@@ -383,7 +393,7 @@ public sealed partial class PartitionHandlers
         {
             if (!FetchRequestRewriter.TryRewriteInPlace(MemoryMarshal.AsMemory(body).Span, context.Version, new UpstreamTopicIds(state.TopicIds, plan.View)))
             {
-                return await FetchDecodedAsync(context).ConfigureAwait(false); // left as it came
+                return RequestDispatcher.Answer(await FetchDecodedAsync(context).ConfigureAwait(false)); // left as it came
             }
             PendingResponse? pending;
             try
@@ -394,12 +404,12 @@ public sealed partial class PartitionHandlers
             catch (UpstreamUnavailableException e)
             {
                 var request = FrameCodec.DecodeBody<FetchRequest>(original is null ? body : original.AsMemory(0, body.Length), context.Version);
-                return MergeFetchAsync(context, request, FetchNames(request, context.Version),
-                    [UpstreamCall.Completed(plan.View, plan.Leader, null, null, e)], [], Timeout);
+                return new ValueTask<PooledFrame>(MergeFetchAsync(context, request, FetchNames(request, context.Version),
+                    [UpstreamCall.Completed(plan.View, plan.Leader, null, null, e)], [], Timeout));
             }
             answering = true;
             var timeout = Timeout + TimeSpan.FromMilliseconds(Math.Max(0, maxWaitMs));
-            return AnswerFetchAsync(context, plan, pending!, original, body.Length, timeout);
+            return AnswerFetchAsync(context.LetGoAfterDispatch(), plan, pending!, original, body.Length, timeout);
         }
         finally
         {
@@ -479,7 +489,9 @@ public sealed partial class PartitionHandlers
         return true;
     }
 
-    private async Task<PooledFrame> AnswerFetchAsync(RequestContext context, RelayPlan plan, PendingResponse pending, byte[]? original, int length, TimeSpan timeout)
+    // Pooled: the client session awaits the answer once, after which the runtime reuses its state machine.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<PooledFrame> AnswerFetchAsync(DispatchedRequest request, RelayPlan plan, PendingResponse pending, byte[]? original, int length, TimeSpan timeout)
     {
         try
         {
@@ -487,7 +499,7 @@ public sealed partial class PartitionHandlers
             Exception? failure = null;
             try
             {
-                frame = await pending.WaitAsync(timeout, context.Session.Closed).ConfigureAwait(false);
+                frame = await pending.WaitAsync(timeout, request.Session.Closed).ConfigureAwait(false);
             }
             catch (UpstreamUnavailableException e) when (original is not null)
             {
@@ -496,20 +508,22 @@ public sealed partial class PartitionHandlers
             if (original is null)
             {
                 // Before v11 nothing in a Fetch answer names a broker or a topic id, and a sessionless fetch is answered with session id 0.
-                BinaryPrimitives.WriteInt32BigEndian(frame!.Span, context.CorrelationId);
+                BinaryPrimitives.WriteInt32BigEndian(frame!.Span, request.CorrelationId);
                 return frame;
             }
-            if (frame is not null && FetchResponseRewriter.TryRewriteInPlace(frame.Span, context.Version, new ClientTopicIds(state, plan.View)))
+            if (frame is not null && FetchResponseRewriter.TryRewriteInPlace(frame.Span, request.Version, new ClientTopicIds(state, plan.View)))
             {
-                BinaryPrimitives.WriteInt32BigEndian(frame.Span, context.CorrelationId);
+                BinaryPrimitives.WriteInt32BigEndian(frame.Span, request.CorrelationId);
                 return frame;
             }
-            var request = FrameCodec.DecodeBody<FetchRequest>(original.AsMemory(0, length), context.Version);
-            return await MergeFetchAsync(context, request, FetchNames(request, context.Version),
+            // Merged with a context of its own: the dispatcher has reused the request's.
+            var decoded = FrameCodec.DecodeBody<FetchRequest>(original.AsMemory(0, length), request.Version);
+            return await MergeFetchAsync(request.ToContext(), decoded, FetchNames(decoded, request.Version),
                 [UpstreamCall.Completed(plan.View, plan.Leader, pending, frame, failure)], [], timeout).ConfigureAwait(false);
         }
         finally
         {
+            pending.Release(); // its wait's result is taken (or it is left to the GC); the connection reuses it
             if (original is not null)
             {
                 ArrayPool<byte>.Shared.Return(original);

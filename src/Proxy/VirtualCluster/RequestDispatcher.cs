@@ -8,8 +8,8 @@ namespace Switchback.Proxy.VirtualCluster;
 
 /// <summary>
 /// Routes each client request to its handler. The returned ValueTask completes once the request has been routed
-/// and sent upstream (so requests leave in arrival order); the inner Task yields the client's response, or the
-/// result is null when the request expects none.
+/// and sent upstream (so requests leave in arrival order); the inner one yields the client's response, or the
+/// result is null when the request expects none. The inner one is awaited exactly once (it may be pooled).
 /// </summary>
 public sealed class RequestDispatcher(ProxyState state, ClientSession session)
 {
@@ -21,6 +21,8 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         : null;
     private Func<RequestContext, ValueTask<Task<PooledFrame>?>>? _route;
     private readonly RequestHeaderReader _headers = new();
+    // A context its handler let go of (the relay path), ready for the next request: dispatch is sequential.
+    private RequestContext? _spareContext;
 
     /// <summary>True while the listener requires SASL and this connection has not completed it.</summary>
     public bool AwaitingAuthentication => _sasl is { IsAuthenticated: false };
@@ -28,7 +30,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
     /// <summary>True when the next frame is a raw SASL token (after SaslHandshake v0), not a Kafka request.</summary>
     public bool ExpectsRawSaslToken => _sasl is { ExpectsRawToken: true };
 
-    public async ValueTask<Task<PooledFrame>?> DispatchAsync(PooledFrame frame)
+    public async ValueTask<ValueTask<PooledFrame>?> DispatchAsync(PooledFrame frame)
     {
         if (_sasl is { ExpectsRawToken: true })
         {
@@ -39,7 +41,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
                 {
                     session.Principal = authenticated;
                 }
-                return Task.FromResult(token);
+                return new ValueTask<PooledFrame>(token);
             }
         }
         RequestHeader.TryPeek(frame.Span, out var apiKey, out var version, out var correlationId);
@@ -54,7 +56,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
                     {
                         session.Principal = principal;
                     }
-                    return Task.FromResult(answer);
+                    return new ValueTask<PooledFrame>(answer);
                 }
             }
             if (!_sasl.IsAuthenticated)
@@ -68,7 +70,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
             // Answered even for versions the proxy does not know: a broker replies with UNSUPPORTED_VERSION in v0.
             using (frame)
             {
-                return Task.FromResult(_local.ApiVersions(frame, version, correlationId));
+                return new ValueTask<PooledFrame>(_local.ApiVersions(frame, version, correlationId));
             }
         }
         var offered = state.AdvertisedVersions(apiKey);
@@ -84,31 +86,53 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         }
         if (offered is null)
         {
-            return await RawRelay.RelayAsync(state, session, frame, apiKey, version).ConfigureAwait(false);
+            return Answer(await RawRelay.RelayAsync(state, session, frame, apiKey, version).ConfigureAwait(false));
         }
 
         RequestContext context;
         try
         {
             var bodyOffset = _headers.Read(frame.Span, apiKey, version, out var header);
-            context = new RequestContext(session, frame, header, bodyOffset, state.Routes.Current);
+            if (_spareContext is { } spare)
+            {
+                _spareContext = null;
+                spare.Reuse(frame, header, bodyOffset, state.Routes.Current);
+                context = spare;
+            }
+            else
+            {
+                context = new RequestContext(session, frame, header, bodyOffset, state.Routes.Current);
+            }
         }
         catch
         {
             frame.Dispose();
             throw;
         }
+        var authorization = state.Authorization;
         try
         {
             // Allow lists, when configured, check (and may narrow) the request before it is routed.
-            return state.Authorization is { } authorization
-                ? await authorization.DispatchAsync(context, _route ??= RouteAsync).ConfigureAwait(false)
-                : await RouteAsync(context).ConfigureAwait(false);
+            if (authorization is not null)
+            {
+                return Answer(await authorization.DispatchAsync(context, _route ??= RouteAsync).ConfigureAwait(false));
+            }
+            return context.ApiKey switch
+            {
+                ApiKey.Produce => await _partitions.ProduceAsync(context).ConfigureAwait(false),
+                ApiKey.Fetch => await _partitions.FetchAsync(context).ConfigureAwait(false),
+                _ => Answer(await RouteAsync(context).ConfigureAwait(false)),
+            };
         }
         finally
         {
             // Handlers copy what they send upstream into the upstream pipe, so the request buffer can go back now.
             frame.Dispose();
+            // Allow lists keep the context to merge their own answer, so one is reused only without them.
+            if (context.IsLetGo && authorization is null)
+            {
+                _spareContext = context;
+            }
         }
     }
 
@@ -119,11 +143,18 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
             ApiKey.Metadata => _local.MetadataAsync(context),
             ApiKey.DescribeCluster => _local.DescribeClusterAsync(context),
             ApiKey.FindCoordinator => _local.FindCoordinatorAsync(context),
-            ApiKey.Produce => _partitions.ProduceAsync(context),
-            ApiKey.Fetch => _partitions.FetchAsync(context),
+            ApiKey.Produce => AsTaskAsync(_partitions.ProduceAsync(context)),
+            ApiKey.Fetch => AsTaskAsync(_partitions.FetchAsync(context)),
             ApiKey.ListOffsets => _partitions.ListOffsetsAsync(context),
             ApiKey.OffsetForLeaderEpoch => _partitions.OffsetForLeaderEpochAsync(context),
             _ => _coordinators.RouteAsync(context),
         };
+
+    /// <summary>A response task as the client session takes it (null when the request expects none).</summary>
+    internal static ValueTask<PooledFrame>? Answer(Task<PooledFrame>? response) => response is null ? null : new ValueTask<PooledFrame>(response);
+
+    // Allow lists wrap a handler's answer in their own task (only when configured, so not on the relay's hot path).
+    private static async ValueTask<Task<PooledFrame>?> AsTaskAsync(ValueTask<ValueTask<PooledFrame>?> routed) =>
+        await routed.ConfigureAwait(false) is { } answer ? answer.AsTask() : null;
 
 }

@@ -163,6 +163,135 @@ public sealed class UpstreamConnectionWaitTests
         Assert.False(connection.IsHealthy);
     }
 
+    [Fact]
+    public async Task ReleasedWaits_ManyInFlight_SomeTimingOut_EachWaiterGetsItsOwnAnswer_AndNoEntryIsReusedBeforeItsAnswer()
+    {
+        await using var broker = ScriptedBroker.Start();
+        await using var connection = await broker.ConnectAsync();
+        var unanswered = new List<(PendingResponse Pending, int CorrelationId)>(); // in FIFO order; the broker has not answered them
+        var entries = new HashSet<PendingResponse>(ReferenceEqualityComparer.Instance);
+        var waits = new List<Task<WaitOutcome>>();
+        var sends = 0;
+        for (var round = 0; round < 25; round++)
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                var pending = await SendAsync(connection);
+                // An entry whose answer has not even been sent must not come back, timed out or not.
+                Assert.DoesNotContain(unanswered, u => ReferenceEquals(u.Pending, pending));
+                var correlationId = pending.CorrelationId;
+                unanswered.Add((pending, correlationId));
+                entries.Add(pending);
+                sends++;
+                var timesOut = (round + i) % 3 == 0;
+                waits.Add(WaitAndReleaseAsync(pending, correlationId, timesOut ? TimeSpan.FromMilliseconds(1) : Patience));
+            }
+            // The short waits time out meanwhile; then the oldest half is answered (late answers among them) while the
+            // rest stay in flight into the next round, whose requests reuse the entries released so far.
+            await Task.Delay(10);
+            var answered = unanswered.Count / 2;
+            foreach (var (_, correlationId) in unanswered.Take(answered))
+            {
+                await broker.AnswerAsync(correlationId, PayloadFor(correlationId));
+            }
+            unanswered.RemoveRange(0, answered);
+        }
+        foreach (var (_, correlationId) in unanswered)
+        {
+            await broker.AnswerAsync(correlationId, PayloadFor(correlationId));
+        }
+
+        var outcomes = await Task.WhenAll(waits).WaitAsync(Patience);
+
+        foreach (var outcome in outcomes.Where(o => o.Answered))
+        {
+            Assert.Equal(outcome.SentAs, outcome.AnswerCorrelationId);
+            Assert.Equal(PayloadFor(outcome.SentAs), outcome.Payload);
+        }
+        Assert.All(outcomes.Where(o => !o.TimesOut), o => Assert.True(o.Answered, $"request {o.SentAs} got no answer"));
+        Assert.Contains(outcomes, o => o.TimesOut && !o.Answered); // late answers were matched and discarded
+        Assert.True(entries.Count < sends / 4, $"{entries.Count} entries for {sends} requests: released entries were not reused");
+        Assert.True(connection.IsHealthy);
+    }
+
+    [Fact]
+    public async Task ReleasedTimedOutWait_IsReusedOnlyAfterItsLateAnswer_AndAWaitReleasedWhileOpenIsNever()
+    {
+        await using var broker = ScriptedBroker.Start();
+        await using var connection = await broker.ConnectAsync();
+        var timedOut = await SendAsync(connection);
+        var timedOutId = timedOut.CorrelationId;
+        await Assert.ThrowsAsync<UpstreamUnavailableException>(() => timedOut.WaitAsync(TimeSpan.FromMilliseconds(50), CancellationToken.None).AsTask().WaitAsync(Patience));
+        timedOut.Release();
+        var abandoned = await SendAsync(connection);
+        var abandonedId = abandoned.CorrelationId;
+        _ = abandoned.WaitAsync(Patience, CancellationToken.None); // never awaited
+        abandoned.Release();
+        var next = await SendAsync(connection);
+        var nextId = next.CorrelationId;
+
+        Assert.NotSame(timedOut, abandoned); // its late answer has not come yet
+        Assert.NotSame(timedOut, next);
+        Assert.NotSame(abandoned, next);
+        await broker.AnswerAsync(timedOutId, 1);
+        await broker.AnswerAsync(abandonedId, 2);
+        await broker.AnswerAsync(nextId, 3);
+        var answer = await WaitAndReleaseAsync(next, nextId, Patience).WaitAsync(Patience);
+        Assert.Equal((nextId, 3), (answer.AnswerCorrelationId, answer.Payload));
+
+        // Answered in order, so the late answer was matched before the next one: its entry is free now.
+        var reused = await SendAsync(connection);
+        Assert.True(ReferenceEquals(reused, timedOut) || ReferenceEquals(reused, next), "a released, answered entry was not reused");
+        Assert.NotSame(abandoned, reused);
+        await broker.AnswerAsync(reused.CorrelationId, 4);
+        using var reusedAnswer = await reused.WaitAsync(Patience, CancellationToken.None).AsTask().WaitAsync(Patience);
+        Assert.Equal(4, ScriptedBroker.Payload(reusedAnswer));
+    }
+
+    [Fact]
+    public async Task Release_Twice_Throws_AndAWaitOfAnEarlierUseNoLongerMatches()
+    {
+        await using var broker = ScriptedBroker.Start();
+        await using var connection = await broker.ConnectAsync();
+        var pending = await SendAsync(connection);
+        var wait = pending.WaitAsync(Patience, CancellationToken.None);
+        await broker.AnswerAsync(pending.CorrelationId, 1);
+        using (await wait)
+        {
+        }
+        pending.Release();
+        // Once a later answer is in, the first one's match is finished and its entry back in the pool.
+        var later = await SendAsync(connection);
+        await broker.AnswerAsync(later.CorrelationId, 2);
+        Assert.Equal(2, (await WaitAndReleaseAsync(later, later.CorrelationId, Patience).WaitAsync(Patience)).Payload);
+
+        Assert.Throws<InvalidOperationException>(pending.Release);
+        Assert.Throws<InvalidOperationException>(() => wait.IsCompleted);
+    }
+
+    private static int PayloadFor(int correlationId) => correlationId * 7 + 3;
+
+    private readonly record struct WaitOutcome(int SentAs, bool TimesOut, bool Answered, int AnswerCorrelationId, int Payload);
+
+    /// <summary>Waits as the relay path does: takes the result, then releases the entry for reuse.</summary>
+    private static async Task<WaitOutcome> WaitAndReleaseAsync(PendingResponse pending, int correlationId, TimeSpan timeout)
+    {
+        var timesOut = timeout < Patience;
+        try
+        {
+            using var answer = await pending.WaitAsync(timeout, CancellationToken.None);
+            return new WaitOutcome(correlationId, timesOut, true, BinaryPrimitives.ReadInt32BigEndian(answer.Span), ScriptedBroker.Payload(answer));
+        }
+        catch (UpstreamUnavailableException)
+        {
+            return new WaitOutcome(correlationId, timesOut, false, 0, 0);
+        }
+        finally
+        {
+            pending.Release();
+        }
+    }
+
     private static async Task<PendingResponse> SendAsync(UpstreamConnection connection)
     {
         // A request header (api key 0, version 0, correlation id replaced by the connection, no client id).
