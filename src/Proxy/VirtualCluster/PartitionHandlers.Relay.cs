@@ -255,21 +255,33 @@ public sealed partial class PartitionHandlers
         }
     }
 
-    /// <summary>Producer ids mapped, or transactional batches rewritten, in place in the request buffer before it is sent.</summary>
+    /// <summary>
+    /// Producer ids mapped, or transactional batches rewritten, in place in the request buffer before it is sent. Each
+    /// partition's batches are a region of their own, so partitions are mapped side by side: the first request after a
+    /// switch waits for its partitions' new mappings to reach the disk together (one group commit), not one by one.
+    /// </summary>
     private async ValueTask RewriteBatchesAsync(RequestContext context, FamilyRoute route, ClusterView view, TransactionalProducers.Mapping? mapping)
     {
         var cursor = default(ProduceRoutingCursor);
         string? topic = null;
+        List<Task>? waiting = null;
         while (NextRecords(context, view, ref cursor, ref topic, out var partition, out var records))
         {
-            if (mapping is null)
+            var rewrite = mapping is null
+                ? state.Producers.MapAsync(route, topic!, partition, records, context.Session.Closed)
+                : state.Transactions.RewriteAsync(mapping, topic!, partition, records, context.Session.Closed);
+            if (rewrite.IsCompletedSuccessfully)
             {
-                await state.Producers.MapAsync(route, topic!, partition, records, context.Session.Closed).ConfigureAwait(false);
+                rewrite.GetAwaiter().GetResult(); // the common case: every mapping already known
             }
             else
             {
-                await state.Transactions.RewriteAsync(mapping, topic!, partition, records, context.Session.Closed).ConfigureAwait(false);
+                (waiting ??= []).Add(rewrite.AsTask());
             }
+        }
+        if (waiting is not null)
+        {
+            await Task.WhenAll(waiting).ConfigureAwait(false);
         }
     }
 
