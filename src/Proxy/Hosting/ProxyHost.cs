@@ -80,6 +80,9 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.Services.AddHostedService(sp => sp.GetRequiredService<BrokerListeners>());
         builder.Services.AddRouting();
 
+        // Client connections receive in 32 KiB blocks (see ClientBufferPool), not Kestrel's 4 KiB ones.
+        builder.Services.AddSingleton<IMemoryPoolFactory<byte>, ClientBufferPool.Factory>();
+
         ListenOptions? kafka = null;
         ListenOptions? admin = null;
         builder.WebHost.UseSockets(sockets =>
