@@ -30,6 +30,13 @@ public sealed class AllocationBudgetTests
         [nameof(HotPathBenchmarks.FetchAnswerPatchInPlace)] = 0,
     };
 
+    /// <summary>
+    /// Below the size of the smallest object (24 B): a one-off allocation elsewhere in the process during an iteration
+    /// (tiered JIT, a timer, the runtime's own work) can show as a few bytes per operation of a fast bench (measured
+    /// once: 9 B for a 50 ns operation), while an object allocated per operation, or on every other one, still fails.
+    /// </summary>
+    private const long OneOffNoiseBytes = 11;
+
     [Fact]
     public void HotPath_StaysWithinItsAllocationBudget()
     {
@@ -63,7 +70,7 @@ public sealed class AllocationBudgetTests
             Assert.Equal(BudgetBytesPerOperation.Keys.Order(), measured.Keys.Order());
             foreach (var (method, budget) in BudgetBytesPerOperation)
             {
-                Assert.True(measured[method] <= budget, $"{method} allocated {measured[method]} B per operation; its budget is {budget} B.");
+                Assert.True(measured[method] <= budget + OneOffNoiseBytes, $"{method} allocated {measured[method]} B per operation; its budget is {budget} B.");
             }
         }
         finally

@@ -176,4 +176,35 @@ public sealed class MultiGroupRequestTests(MultiGroupRig rig) : IClassFixture<Mu
             await own.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task DescribeAndDeleteGroups_WithAnAllowList_DeniedFamilysGroupsAnswerGroupAuthorizationFailed_TheOthersAreServed()
+    {
+        // A rig of its own: orders is open to alice only, and this client is anonymous.
+        var own = new MultiGroupRig { Overrides = new Dictionary<string, string?> { ["Switchback:Families:0:AllowedPrincipals:0"] = "User:alice" } };
+        await own.InitializeAsync();
+        try
+        {
+            var payments = own.NewTopic("payments");
+            var ordersGroup = ProxyFixture.NewGroup("orders");
+            var paymentsGroup = ProxyFixture.NewGroup("payments");
+            using var consumer = own.JoinedConsumer(paymentsGroup, payments);
+
+            var described = await own.ExchangeAsync<DescribeGroupsResponse>(ApiKey.DescribeGroups, 5,
+                new DescribeGroupsRequest { Groups = [ordersGroup, paymentsGroup] });
+            Assert.Equal([ordersGroup, paymentsGroup], described.Groups.Select(g => g.GroupId));
+            Assert.Equal((short)Switchback.Protocol.ErrorCode.GroupAuthorizationFailed, described.Groups[0].ErrorCode);
+            Assert.Equal(0, described.Groups[1].ErrorCode);
+            Assert.Equal(consumer.MemberId, Assert.Single(described.Groups[1].Members).MemberId);
+            consumer.Close();
+
+            var deleted = await own.ExchangeAsync<DeleteGroupsResponse>(ApiKey.DeleteGroups, 2,
+                new DeleteGroupsRequest { GroupsNames = [ordersGroup] });
+            Assert.Equal((short)Switchback.Protocol.ErrorCode.GroupAuthorizationFailed, Assert.Single(deleted.Results).ErrorCode);
+        }
+        finally
+        {
+            await own.DisposeAsync();
+        }
+    }
 }

@@ -26,6 +26,9 @@ public sealed class MultiGroupRig : IAsyncLifetime
     public ProxyHost Proxy { get; private set; } = null!;
     public CapturingLoggerProvider Logs { get; } = new();
 
+    /// <summary>Settings laid over the rig's own before the proxy starts (a rig created by a test for itself).</summary>
+    public IReadOnlyDictionary<string, string?> Overrides { get; init; } = new Dictionary<string, string?>();
+
     public async Task InitializeAsync()
     {
         SourceFront = new GroupApisFront(Source);
@@ -37,6 +40,10 @@ public sealed class MultiGroupRig : IAsyncLifetime
         settings["Switchback:Limits:MetadataRefreshIntervalMs"] = "2000";
         settings["Switchback:Limits:UpstreamConnectTimeoutMs"] = "1000";
         settings["Switchback:Limits:UpstreamRequestTimeoutMs"] = "5000";
+        foreach (var (key, value) in Overrides)
+        {
+            settings[key] = value;
+        }
         Proxy = ProxyHost.Create(new ConfigurationBuilder().AddInMemoryCollection(settings).Build(), logging =>
         {
             logging.ClearProviders();
