@@ -156,9 +156,12 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
             var stored = new List<(string Value, bool Refused)>();
             foreach (var cluster in new[] { fixture.Source, fixture.Target })
             {
+                // Records first, batch headers after: a write of the killed proxy can still land late (the slowed
+                // cluster answers, and may store, after its delay), and headers read later cover every record read.
+                var records = ProxyFixture.ReadDirectly(cluster, topic).OrderBy(r => r.Partition.Value).ThenBy(r => r.Offset.Value).ToList();
                 var batches = await StoredBatches.ReadAsync(cluster, topic, ProxyFixture.Partitions);
                 var sequences = new HashSet<(int, long, short, long)>();
-                foreach (var record in ProxyFixture.ReadDirectly(cluster, topic).OrderBy(r => r.Partition.Value).ThenBy(r => r.Offset.Value))
+                foreach (var record in records)
                 {
                     var batch = batches.Single(b => b.Partition == record.Partition.Value && b.BaseOffset <= record.Offset.Value && record.Offset.Value <= b.LastOffset);
                     var sequence = (long)batch.BaseSequence + (record.Offset.Value - batch.BaseOffset);

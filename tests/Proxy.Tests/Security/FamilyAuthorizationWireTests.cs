@@ -1,10 +1,9 @@
-using System.Buffers.Binary;
 using System.Net.Sockets;
 using Switchback.Protocol;
 using Switchback.Protocol.Messages;
 using Switchback.Proxy.Hosting;
 using Switchback.Proxy.Security;
-using Switchback.Proxy.Upstream;
+using Switchback.Proxy.Tests.Integration;
 using Xunit;
 
 namespace Switchback.Proxy.Tests.Security;
@@ -95,25 +94,6 @@ public sealed class FamilyAuthorizationWireTests(SecurityFixture fixture) : ICla
         Assert.Equal(0, allowed.ErrorCode);
     }
 
-    private static int s_correlationId = 100;
-
-    private static async Task<T> ExchangeAsync<T>(Stream stream, ApiKey apiKey, short version, IKafkaMessage request) where T : IKafkaMessage, new()
-    {
-        var correlationId = Interlocked.Increment(ref s_correlationId);
-        using (var frame = FrameCodec.EncodeRequest(apiKey, version, correlationId, "wire-test", request))
-        {
-            var sized = new byte[frame.Length + 4];
-            BinaryPrimitives.WriteInt32BigEndian(sized, frame.Length);
-            frame.Span.CopyTo(sized.AsSpan(4));
-            await stream.WriteAsync(sized);
-        }
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        var size = new byte[4];
-        await stream.ReadExactlyAsync(size, timeout.Token);
-        var body = new byte[BinaryPrimitives.ReadInt32BigEndian(size)];
-        await stream.ReadExactlyAsync(body, timeout.Token);
-        Assert.Equal(correlationId, BinaryPrimitives.ReadInt32BigEndian(body));
-        using var response = PooledFrame.CopyOf(body);
-        return FrameCodec.DecodeResponse<T>(response, apiKey, version);
-    }
+    private static Task<T> ExchangeAsync<T>(Stream stream, ApiKey apiKey, short version, IKafkaMessage request) where T : IKafkaMessage, new() =>
+        WireExchange.ExchangeAsync<T>(stream, apiKey, version, request, "wire-test", TimeSpan.FromSeconds(15));
 }

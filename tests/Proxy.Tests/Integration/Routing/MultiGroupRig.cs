@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Confluent.Kafka;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -6,7 +5,6 @@ using Switchback.Protocol;
 using Switchback.Protocol.Messages;
 using Switchback.Proxy.Demo;
 using Switchback.Proxy.Hosting;
-using Switchback.Proxy.Upstream;
 using Xunit;
 
 namespace Switchback.Proxy.Tests.Integration.Routing;
@@ -116,33 +114,12 @@ public sealed class MultiGroupRig : IAsyncLifetime
         }
     }
 
-    private static int s_correlationId = 1000;
-
     /// <summary>One request to the proxy's bootstrap port, over a connection of its own, and its decoded answer.</summary>
     public async Task<T> ExchangeAsync<T>(ApiKey apiKey, short version, IKafkaMessage request) where T : IKafkaMessage, new()
     {
         using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
         await socket.ConnectAsync("127.0.0.1", Proxy.State.AdvertisedPort);
         await using var stream = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false);
-        var correlationId = Interlocked.Increment(ref s_correlationId);
-        using (var frame = FrameCodec.EncodeRequest(apiKey, version, correlationId, "multi-group-test", request))
-        {
-            var sized = new byte[frame.Length + 4];
-            BinaryPrimitives.WriteInt32BigEndian(sized, frame.Length);
-            frame.Span.CopyTo(sized.AsSpan(4));
-            await stream.WriteAsync(sized);
-        }
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        var size = new byte[4];
-        await stream.ReadExactlyAsync(size, timeout.Token);
-        var body = new byte[BinaryPrimitives.ReadInt32BigEndian(size)];
-        await stream.ReadExactlyAsync(body, timeout.Token);
-        Assert.Equal(correlationId, BinaryPrimitives.ReadInt32BigEndian(body));
-        var reader = new KafkaReader((ReadOnlyMemory<byte>)body);
-        var header = new ResponseHeader();
-        header.Read(ref reader, KafkaApis.ResponseHeaderVersion(apiKey, version));
-        var response = new T();
-        response.Read(ref reader, version);
-        return response;
+        return await WireExchange.ExchangeAsync<T>(stream, apiKey, version, request, "multi-group-test", TimeSpan.FromSeconds(20));
     }
 }
