@@ -79,13 +79,17 @@ public sealed class MultiGroupRig : IAsyncLifetime
         GroupId = group,
         AutoOffsetReset = AutoOffsetReset.Earliest,
         EnableAutoCommit = false,
-        SessionTimeoutMs = 6000,
+        // Long enough that a loaded machine's late heartbeat never expels a member: membership is not under test.
+        SessionTimeoutMs = 30_000,
         FetchWaitMaxMs = 100,
         SocketTimeoutMs = 10_000,
     };
 
-    /// <summary>A classic consumer of <paramref name="topic"/> in <paramref name="group"/>, returned once it has its partitions.</summary>
-    public IConsumer<string, string> JoinedConsumer(string group, string topic)
+    /// <summary>
+    /// A classic consumer of <paramref name="topic"/> in <paramref name="group"/>, returned once it has its partitions
+    /// and then polled in the background as an application would, so a rebalance never waits on the test.
+    /// </summary>
+    public GroupMember JoinedConsumer(string group, string topic)
     {
         var consumer = new ConsumerBuilder<string, string>(ConsumerConfig(group)).Build();
         consumer.Subscribe(topic);
@@ -102,7 +106,7 @@ public sealed class MultiGroupRig : IAsyncLifetime
                 // A topic created a moment ago: the proxy learns of it at its next metadata refresh.
             }
         }
-        return consumer;
+        return new GroupMember(consumer);
     }
 
     public async Task ProduceAsync(string topic, int count)
@@ -121,5 +125,59 @@ public sealed class MultiGroupRig : IAsyncLifetime
         await socket.ConnectAsync("127.0.0.1", Proxy.State.AdvertisedPort);
         await using var stream = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false);
         return await WireExchange.ExchangeAsync<T>(stream, apiKey, version, request, "multi-group-test", TimeSpan.FromSeconds(20));
+    }
+}
+
+/// <summary>A joined consumer kept polled on a thread of its own until it is closed.</summary>
+public sealed class GroupMember : IDisposable
+{
+    private readonly IConsumer<string, string> _consumer;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _poller;
+
+    public GroupMember(IConsumer<string, string> consumer)
+    {
+        _consumer = consumer;
+        _poller = new Thread(() =>
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    _consumer.Consume(TimeSpan.FromMilliseconds(100));
+                }
+                catch (ConsumeException)
+                {
+                    // Errors of the records' side (a topic not yet known) do not concern membership.
+                }
+            }
+        }) { IsBackground = true, Name = "group-member-poll" };
+        _poller.Start();
+    }
+
+    /// <summary>The member id the group coordinator gave this consumer (empty while it is not a member).</summary>
+    public string MemberId => _consumer.MemberId;
+
+    /// <summary>Leaves the group.</summary>
+    public void Close()
+    {
+        StopPolling();
+        _consumer.Close();
+    }
+
+    public void Dispose()
+    {
+        StopPolling();
+        _consumer.Dispose();
+        _stop.Dispose();
+    }
+
+    private void StopPolling()
+    {
+        if (!_stop.IsCancellationRequested)
+        {
+            _stop.Cancel();
+            _poller.Join();
+        }
     }
 }
