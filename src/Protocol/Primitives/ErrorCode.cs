@@ -28,6 +28,7 @@ public enum ErrorCode : short
     InvalidProducerEpoch = 47,
     ConcurrentTransactions = 51,
     TransactionalIdAuthorizationFailed = 53,
+    OperationNotAttempted = 55,
     SaslAuthenticationFailed = 58,
     UnknownProducerId = 59,
     KafkaStorageError = 56,

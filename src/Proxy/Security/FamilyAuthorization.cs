@@ -9,13 +9,17 @@ namespace Switchback.Proxy.Security;
 
 /// <summary>
 /// Per-family allow lists (<c>Families:N:AllowedPrincipals</c>). Exists only when at least one family has a list,
-/// so the request path pays nothing otherwise. Denials are the errors a broker's authorizer gives:
-/// TOPIC_AUTHORIZATION_FAILED per topic in Metadata, Produce and Fetch (the allowed topics of the same request are
-/// still served), GROUP_AUTHORIZATION_FAILED for FindCoordinator and the group APIs, and
-/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED for transactional coordinator lookups and transaction APIs.
+/// so the request path pays nothing otherwise. Every API that names a topic, group or transactional id is checked,
+/// and denials are the errors a broker's authorizer gives: TOPIC_AUTHORIZATION_FAILED per topic (or partition, or
+/// config resource) while the allowed topics of the same request are still served; GROUP_AUTHORIZATION_FAILED for
+/// FindCoordinator and the group APIs; TRANSACTIONAL_ID_AUTHORIZATION_FAILED for transactional coordinator lookups
+/// and transaction APIs. Listings (Metadata for all topics, ListGroups) leave out what the principal may not see.
 /// </summary>
 public sealed class FamilyAuthorization
 {
+    private const sbyte TopicResource = 2;
+    private const string NotAuthorized = "Not authorized.";
+
     private readonly FrozenDictionary<string, FrozenSet<string>> _allowed;
     private readonly ProxyState _state;
 
@@ -37,6 +41,22 @@ public sealed class FamilyAuthorization
     public bool MayUseFamily(string principal, string family) =>
         !_allowed.TryGetValue(family, out var principals) || principals.Contains(principal);
 
+    /// <summary>
+    /// APIs the proxy relays without interpreting them (AlterConfigs, ElectLeaders, ...) name topics it cannot check,
+    /// so only a principal that every allow list admits may use them.
+    /// </summary>
+    public bool MayUseUninterpretedApis(string principal)
+    {
+        foreach (var principals in _allowed.Values)
+        {
+            if (!principals.Contains(principal))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
     private bool MayUseTopic(RequestContext context, string topic) => MayUseFamily(context.Session.Principal, context.Routes.ForTopic(topic).Family);
     private bool MayUseGroup(RequestContext context, string group) => MayUseFamily(context.Session.Principal, context.Routes.ForGroup(group).Family);
     private bool MayUseTransactionalId(RequestContext context, string id) => MayUseFamily(context.Session.Principal, context.Routes.ForTransactionalId(id).Family);
@@ -54,16 +74,107 @@ public sealed class FamilyAuthorization
                 return FetchAsync(context, next);
             case ApiKey.FindCoordinator:
                 return FindCoordinatorAsync(context, next);
-            case ApiKey.JoinGroup or ApiKey.SyncGroup or ApiKey.Heartbeat or ApiKey.LeaveGroup or ApiKey.OffsetCommit
-                or ApiKey.ConsumerGroupHeartbeat:
-            case ApiKey.OffsetFetch when context.Version < 8:
+            case ApiKey.ListGroups:
+                return ListGroupsAsync(context, next);
+            case ApiKey.JoinGroup or ApiKey.SyncGroup or ApiKey.Heartbeat or ApiKey.LeaveGroup or ApiKey.ConsumerGroupHeartbeat:
                 return GroupOf(context) is { } group && !MayUseGroup(context, group)
                     ? Answer(context, ErrorResponses.ForRequest(context, ErrorCode.GroupAuthorizationFailed))
                     : next(context);
-            case ApiKey.InitProducerId or ApiKey.AddOffsetsToTxn or ApiKey.EndTxn:
+            case ApiKey.OffsetCommit:
+                return !MayUseGroup(context, context.Decode<OffsetCommitRequest>().GroupId)
+                    ? Answer(context, ErrorResponses.ForRequest(context, ErrorCode.GroupAuthorizationFailed))
+                    : ByTopicAsync(context, next, static (OffsetCommitRequest r) => r.Topics, static t => t.Name,
+                        static (t, error) => new OffsetCommitResponse.OffsetCommitResponseTopic
+                        {
+                            Name = t.Name,
+                            Partitions = [.. t.Partitions.Select(p => new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error })],
+                        },
+                        static (OffsetCommitResponse r) => r.Topics);
+            case ApiKey.OffsetFetch when context.Version < 8:
+                return !MayUseGroup(context, context.Decode<OffsetFetchRequest>().GroupId)
+                    ? Answer(context, ErrorResponses.ForRequest(context, ErrorCode.GroupAuthorizationFailed))
+                    : OffsetFetchAsync(context, next);
+            case ApiKey.OffsetDelete:
+                return !MayUseGroup(context, context.Decode<OffsetDeleteRequest>().GroupId)
+                    ? Answer(context, new OffsetDeleteResponse { ErrorCode = (short)ErrorCode.GroupAuthorizationFailed })
+                    : ByTopicAsync(context, next, static (OffsetDeleteRequest r) => r.Topics, static t => t.Name,
+                        static (t, error) => new OffsetDeleteResponse.OffsetDeleteResponseTopic
+                        {
+                            Name = t.Name,
+                            Partitions = [.. t.Partitions.Select(p => new OffsetDeleteResponse.OffsetDeleteResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error })],
+                        },
+                        static (OffsetDeleteResponse r) => r.Topics);
+            case ApiKey.InitProducerId or ApiKey.EndTxn:
                 return TransactionalIdOf(context) is { } id && !MayUseTransactionalId(context, id)
                     ? Answer(context, ErrorResponses.WithoutRequest(context.ApiKey, ErrorCode.TransactionalIdAuthorizationFailed))
                     : next(context);
+            case ApiKey.AddOffsetsToTxn:
+                {
+                    var request = context.Decode<AddOffsetsToTxnRequest>();
+                    var error = !MayUseTransactionalId(context, request.TransactionalId) ? ErrorCode.TransactionalIdAuthorizationFailed
+                        : !MayUseGroup(context, request.GroupId) ? ErrorCode.GroupAuthorizationFailed
+                        : ErrorCode.None;
+                    return error == ErrorCode.None ? next(context) : Answer(context, new AddOffsetsToTxnResponse { ErrorCode = (short)error });
+                }
+            case ApiKey.AddPartitionsToTxn:
+                return AddPartitionsToTxn(context, next);
+            case ApiKey.TxnOffsetCommit:
+                {
+                    var request = context.Decode<TxnOffsetCommitRequest>();
+                    var error = !MayUseTransactionalId(context, request.TransactionalId) ? ErrorCode.TransactionalIdAuthorizationFailed
+                        : !MayUseGroup(context, request.GroupId) ? ErrorCode.GroupAuthorizationFailed
+                        : ErrorCode.None;
+                    if (error != ErrorCode.None)
+                    {
+                        return Answer(context, new TxnOffsetCommitResponse { Topics = [.. request.Topics.Select(t => TxnOffsetCommitDenied(t, error))] });
+                    }
+                    return ByTopicAsync(context, next, static (TxnOffsetCommitRequest r) => r.Topics, static t => t.Name, TxnOffsetCommitDenied,
+                        static (TxnOffsetCommitResponse r) => r.Topics);
+                }
+            case ApiKey.ListOffsets:
+                return ByTopicAsync(context, next, static (ListOffsetsRequest r) => r.Topics, static t => t.Name,
+                    static (t, error) => new ListOffsetsResponse.ListOffsetsTopicResponse
+                    {
+                        Name = t.Name,
+                        Partitions = [.. t.Partitions.Select(p => new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error, Timestamp = -1, Offset = -1, LeaderEpoch = -1 })],
+                    },
+                    static (ListOffsetsResponse r) => r.Topics);
+            case ApiKey.OffsetForLeaderEpoch:
+                return ByTopicAsync(context, next, static (OffsetForLeaderEpochRequest r) => r.Topics, static t => t.Topic,
+                    static (t, error) => new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult
+                    {
+                        Topic = t.Topic,
+                        Partitions = [.. t.Partitions.Select(p => new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = p.Partition, ErrorCode = (short)error, LeaderEpoch = -1, EndOffset = -1 })],
+                    },
+                    static (OffsetForLeaderEpochResponse r) => r.Topics);
+            case ApiKey.DeleteRecords:
+                return ByTopicAsync(context, next, static (DeleteRecordsRequest r) => r.Topics, static t => t.Name,
+                    static (t, error) => new DeleteRecordsResponse.DeleteRecordsTopicResult
+                    {
+                        Name = t.Name,
+                        Partitions = [.. t.Partitions.Select(p => new DeleteRecordsResponse.DeleteRecordsPartitionResult { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error, LowWatermark = -1 })],
+                    },
+                    static (DeleteRecordsResponse r) => r.Topics);
+            case ApiKey.CreateTopics:
+                return ByTopicAsync(context, next, static (CreateTopicsRequest r) => r.Topics, static t => t.Name,
+                    static (t, error) => new CreateTopicsResponse.CreatableTopicResult { Name = t.Name, ErrorCode = (short)error, ErrorMessage = NotAuthorized, NumPartitions = -1, ReplicationFactor = -1 },
+                    static (CreateTopicsResponse r) => r.Topics);
+            case ApiKey.CreatePartitions:
+                return ByTopicAsync(context, next, static (CreatePartitionsRequest r) => r.Topics, static t => t.Name,
+                    static (t, error) => new CreatePartitionsResponse.CreatePartitionsTopicResult { Name = t.Name, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
+                    static (CreatePartitionsResponse r) => r.Results);
+            case ApiKey.DeleteTopics when context.Version < 6:
+                return ByTopicAsync(context, next, static (DeleteTopicsRequest r) => r.TopicNames, static name => name,
+                    static (name, error) => new DeleteTopicsResponse.DeletableTopicResult { Name = name, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
+                    static (DeleteTopicsResponse r) => r.Responses);
+            case ApiKey.DeleteTopics:
+                return ByTopicAsync(context, next, static (DeleteTopicsRequest r) => r.Topics, t => t.Name ?? _state.TopicIds.NameOf(t.TopicId, KnownTopicNames()),
+                    static (t, error) => new DeleteTopicsResponse.DeletableTopicResult { Name = t.Name, TopicId = t.TopicId, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
+                    static (DeleteTopicsResponse r) => r.Responses);
+            case ApiKey.DescribeConfigs:
+                return ByTopicAsync(context, next, static (DescribeConfigsRequest r) => r.Resources, static r => r.ResourceType == TopicResource ? r.ResourceName : null,
+                    static (r, error) => new DescribeConfigsResponse.DescribeConfigsResult { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
+                    static (DescribeConfigsResponse r) => r.Results);
             default:
                 return next(context);
         }
@@ -79,8 +190,6 @@ public sealed class FamilyAuthorization
         ApiKey.SyncGroup => context.Decode<SyncGroupRequest>().GroupId,
         ApiKey.Heartbeat => context.Decode<HeartbeatRequest>().GroupId,
         ApiKey.LeaveGroup => context.Decode<LeaveGroupRequest>().GroupId,
-        ApiKey.OffsetCommit => context.Decode<OffsetCommitRequest>().GroupId,
-        ApiKey.OffsetFetch => context.Decode<OffsetFetchRequest>().GroupId,
         ApiKey.ConsumerGroupHeartbeat => context.Decode<ConsumerGroupHeartbeatRequest>().GroupId,
         _ => null,
     };
@@ -88,7 +197,6 @@ public sealed class FamilyAuthorization
     private static string? TransactionalIdOf(RequestContext context) => context.ApiKey switch
     {
         ApiKey.InitProducerId => context.Decode<InitProducerIdRequest>().TransactionalId,
-        ApiKey.AddOffsetsToTxn => context.Decode<AddOffsetsToTxnRequest>().TransactionalId,
         ApiKey.EndTxn => context.Decode<EndTxnRequest>().TransactionalId,
         _ => null,
     };
@@ -172,104 +280,154 @@ public sealed class FamilyAuthorization
         return Task.FromResult(context.Respond(response));
     }
 
-    private async ValueTask<Task<PooledFrame>?> ProduceAsync(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next)
+    private ValueTask<Task<PooledFrame>?> ProduceAsync(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next) =>
+        ByTopicAsync(context, next, static (ProduceRequest r) => r.TopicData, static t => t.Name,
+            static (t, error) => new ProduceResponse.TopicProduceResponse
+            {
+                Name = t.Name,
+                PartitionResponses = [.. t.PartitionData.Select(p => new ProduceResponse.PartitionProduceResponse { Index = p.Index, ErrorCode = (short)error, BaseOffset = -1 })],
+            },
+            static (ProduceResponse r) => r.Responses,
+            // acks=0: the broker answers nothing, denied or not.
+            answersNothing: static r => r.Acks == 0);
+
+    private ValueTask<Task<PooledFrame>?> FetchAsync(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next) =>
+        ByTopicAsync(context, next, static (FetchRequest r) => r.Topics,
+            t => context.Version >= 13 ? _state.TopicIds.NameOf(t.TopicId, KnownTopicNames()) : t.Topic,
+            static (t, error) => new FetchResponse.FetchableTopicResponse
+            {
+                Topic = t.Topic,
+                TopicId = t.TopicId,
+                Partitions = [.. t.Partitions.Select(p => new FetchResponse.PartitionData { PartitionIndex = p.Partition, ErrorCode = (short)error, HighWatermark = -1 })],
+            },
+            static (FetchResponse r) => r.Responses);
+
+    private ValueTask<Task<PooledFrame>?> OffsetFetchAsync(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next)
     {
-        var request = context.Decode<ProduceRequest>();
-        var denied = request.TopicData.Where(t => !MayUseTopic(context, t.Name)).ToList();
-        if (denied.Count == 0)
+        if (context.Decode<OffsetFetchRequest>().Topics is not null)
+        {
+            return ByTopicAsync(context, next, static (OffsetFetchRequest r) => r.Topics, static t => t.Name,
+                static (t, error) => new OffsetFetchResponse.OffsetFetchResponseTopic
+                {
+                    Name = t.Name,
+                    Partitions = [.. t.PartitionIndexes.Select(p => new OffsetFetchResponse.OffsetFetchResponsePartition { PartitionIndex = p, CommittedOffset = -1, ErrorCode = (short)error })],
+                },
+                static (OffsetFetchResponse r) => r.Topics);
+        }
+        // All of the group's offsets: the answer leaves out topics the principal may not see.
+        return FilteredAsync<OffsetFetchResponse>(context, next, (response, principal) =>
+            response.Topics.RemoveAll(t => !MayUseFamily(principal, context.Routes.ForTopic(t.Name).Family)));
+    }
+
+    private ValueTask<Task<PooledFrame>?> ListGroupsAsync(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next) =>
+        FilteredAsync<ListGroupsResponse>(context, next, (response, principal) =>
+            response.Groups.RemoveAll(g => !MayUseFamily(principal, context.Routes.ForGroup(g.GroupId).Family)));
+
+    /// <summary>
+    /// AddPartitionsToTxn: clients send v0-3 (one transaction), checked as a broker does: the transactional id first,
+    /// then each topic (denied ones TOPIC_AUTHORIZATION_FAILED, the rest OPERATION_NOT_ATTEMPTED; nothing is added).
+    /// v4+ is the brokers' own batched form, which needs cluster rights: refused whole when any part is denied.
+    /// </summary>
+    private ValueTask<Task<PooledFrame>?> AddPartitionsToTxn(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next)
+    {
+        var request = context.Decode<AddPartitionsToTxnRequest>();
+        if (context.Version >= 4)
+        {
+            var allowed = request.Transactions.TrueForAll(t => MayUseTransactionalId(context, t.TransactionalId) && t.Topics.TrueForAll(topic => MayUseTopic(context, topic.Name)));
+            return allowed ? next(context) : Answer(context, new AddPartitionsToTxnResponse { ErrorCode = (short)ErrorCode.ClusterAuthorizationFailed });
+        }
+        var idAllowed = MayUseTransactionalId(context, request.V3AndBelowTransactionalId);
+        if (idAllowed && request.V3AndBelowTopics.TrueForAll(t => MayUseTopic(context, t.Name)))
+        {
+            return next(context);
+        }
+        var response = new AddPartitionsToTxnResponse();
+        foreach (var topic in request.V3AndBelowTopics)
+        {
+            var error = !idAllowed ? ErrorCode.TransactionalIdAuthorizationFailed
+                : MayUseTopic(context, topic.Name) ? ErrorCode.OperationNotAttempted
+                : ErrorCode.TopicAuthorizationFailed;
+            response.ResultsByTopicV3AndBelow.Add(new AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult
+            {
+                Name = topic.Name,
+                ResultsByPartition = [.. topic.Partitions.Select(p => new AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult { PartitionIndex = p, PartitionErrorCode = (short)error })],
+            });
+        }
+        return Answer(context, response);
+    }
+
+    private static TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic TxnOffsetCommitDenied(TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic topic, ErrorCode error) => new()
+    {
+        Name = topic.Name,
+        Partitions = [.. topic.Partitions.Select(p => new TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error })],
+    };
+
+    /// <summary>
+    /// A request whose <paramref name="entriesOf"/> list names topics (null: the entry names none, and goes on):
+    /// entries of families the principal may not use are answered here, with <paramref name="deny"/>'s
+    /// TOPIC_AUTHORIZATION_FAILED, and the rest of the request goes on narrowed to the allowed entries. The answers
+    /// are merged into one response (entries are matched by name, as brokers answer them).
+    /// </summary>
+    private async ValueTask<Task<PooledFrame>?> ByTopicAsync<TRequest, TEntry, TResponse, TAnswer>(RequestContext context,
+        Func<RequestContext, ValueTask<Task<PooledFrame>?>> next, Func<TRequest, List<TEntry>?> entriesOf, Func<TEntry, string?> topicOf,
+        Func<TEntry, ErrorCode, TAnswer> deny, Func<TResponse, List<TAnswer>> answersOf, Func<TRequest, bool>? answersNothing = null)
+        where TRequest : IKafkaMessage, new()
+        where TResponse : IKafkaMessage, new()
+    {
+        var request = context.Decode<TRequest>();
+        var entries = entriesOf(request);
+        var principal = context.Session.Principal;
+        bool Denied(TEntry entry) => topicOf(entry) is { } topic && !MayUseFamily(principal, context.Routes.ForTopic(topic).Family);
+        if (entries is null || !entries.Exists(Denied))
         {
             return await next(context).ConfigureAwait(false);
         }
-        var answers = new List<ProduceResponse.TopicProduceResponse>();
-        foreach (var topic in denied)
+        var denied = new List<TAnswer>();
+        foreach (var entry in entries)
         {
-            var answer = new ProduceResponse.TopicProduceResponse { Name = topic.Name };
-            foreach (var partition in topic.PartitionData)
+            if (Denied(entry))
             {
-                answer.PartitionResponses.Add(new ProduceResponse.PartitionProduceResponse
-                {
-                    Index = partition.Index,
-                    ErrorCode = (short)ErrorCode.TopicAuthorizationFailed,
-                    BaseOffset = -1,
-                });
+                denied.Add(deny(entry, ErrorCode.TopicAuthorizationFailed));
             }
-            answers.Add(answer);
         }
-        request.TopicData.RemoveAll(denied.Contains);
-        var response = new ProduceResponse();
-        if (request.TopicData.Count > 0)
+        entries.RemoveAll(Denied);
+        if (entries.Count > 0)
         {
             var inner = await WithBodyAsync(context, request, next).ConfigureAwait(false);
-            if (inner is null)
-            {
-                return null;
-            }
-            return MergeProduceAsync(context, inner, answers);
+            return inner is null ? null : MergeAsync(context, inner, denied, answersOf);
         }
-        if (request.Acks == 0)
+        if (answersNothing?.Invoke(request) == true)
         {
             return null;
         }
-        response.Responses.AddRange(answers);
+        var response = new TResponse();
+        answersOf(response).AddRange(denied);
         return Task.FromResult(context.Respond(response));
     }
 
-    private static async Task<PooledFrame> MergeProduceAsync(RequestContext context, Task<PooledFrame> inner, List<ProduceResponse.TopicProduceResponse> denied)
+    private static async Task<PooledFrame> MergeAsync<TResponse, TAnswer>(RequestContext context, Task<PooledFrame> inner, List<TAnswer> denied,
+        Func<TResponse, List<TAnswer>> answersOf) where TResponse : IKafkaMessage, new()
     {
         using var frame = await inner.ConfigureAwait(false);
-        var response = FrameCodec.DecodeResponse<ProduceResponse>(frame, ApiKey.Produce, context.Version);
-        response.Responses.AddRange(denied);
+        var response = FrameCodec.DecodeResponse<TResponse>(frame, context.ApiKey, context.Version);
+        answersOf(response).AddRange(denied);
         return context.Respond(response);
     }
 
-    private async ValueTask<Task<PooledFrame>?> FetchAsync(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next)
+    /// <summary>A listing answered by the cluster, then narrowed by <paramref name="filter"/> to what the principal may see.</summary>
+    private static async ValueTask<Task<PooledFrame>?> FilteredAsync<TResponse>(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next,
+        Action<TResponse, string> filter) where TResponse : IKafkaMessage, new()
     {
-        var request = context.Decode<FetchRequest>();
-        var usesIds = context.Version >= 13;
-        var denied = new List<FetchRequest.FetchTopic>();
-        foreach (var topic in request.Topics)
-        {
-            var name = usesIds ? _state.TopicIds.NameOf(topic.TopicId, KnownTopicNames()) : topic.Topic;
-            if (name is not null && !MayUseTopic(context, name))
-            {
-                denied.Add(topic);
-            }
-        }
-        if (denied.Count == 0)
-        {
-            return await next(context).ConfigureAwait(false);
-        }
-        var answers = new List<FetchResponse.FetchableTopicResponse>();
-        foreach (var topic in denied)
-        {
-            var answer = new FetchResponse.FetchableTopicResponse { Topic = topic.Topic, TopicId = topic.TopicId };
-            foreach (var partition in topic.Partitions)
-            {
-                answer.Partitions.Add(new FetchResponse.PartitionData
-                {
-                    PartitionIndex = partition.Partition,
-                    ErrorCode = (short)ErrorCode.TopicAuthorizationFailed,
-                    HighWatermark = -1,
-                });
-            }
-            answers.Add(answer);
-        }
-        request.Topics.RemoveAll(denied.Contains);
-        if (request.Topics.Count > 0)
-        {
-            var inner = await WithBodyAsync(context, request, next).ConfigureAwait(false);
-            return inner is null ? null : MergeFetchAsync(context, inner, answers);
-        }
-        var response = new FetchResponse { SessionId = 0 };
-        response.Responses.AddRange(answers);
-        return Task.FromResult(context.Respond(response));
+        var inner = await next(context).ConfigureAwait(false);
+        return inner is null ? null : FilterAsync(context, inner, filter);
     }
 
-    private static async Task<PooledFrame> MergeFetchAsync(RequestContext context, Task<PooledFrame> inner, List<FetchResponse.FetchableTopicResponse> denied)
+    private static async Task<PooledFrame> FilterAsync<TResponse>(RequestContext context, Task<PooledFrame> inner, Action<TResponse, string> filter)
+        where TResponse : IKafkaMessage, new()
     {
         using var frame = await inner.ConfigureAwait(false);
-        var response = FrameCodec.DecodeResponse<FetchResponse>(frame, ApiKey.Fetch, context.Version);
-        response.Responses.AddRange(denied);
+        var response = FrameCodec.DecodeResponse<TResponse>(frame, context.ApiKey, context.Version);
+        filter(response, context.Session.Principal);
         return context.Respond(response);
     }
 
