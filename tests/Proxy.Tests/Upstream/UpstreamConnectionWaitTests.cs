@@ -135,13 +135,14 @@ public sealed class UpstreamConnectionWaitTests
         for (var i = 0; i < 3; i++)
         {
             var pending = await SendAsync(connection);
-            var wait = pending.WaitAsync(TimeSpan.FromMilliseconds(200), CancellationToken.None);
+            // Long enough that a loaded machine answers in time; the timer it arms fires after the answers.
+            var wait = pending.WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None);
             await broker.AnswerAsync(pending.CorrelationId, i);
             using var answer = await wait.AsTask().WaitAsync(Patience);
             Assert.Equal(i, ScriptedBroker.Payload(answer));
         }
         // The timer armed by the first wait fires later and finds nothing overdue; the next wait still times out.
-        await Task.Delay(300);
+        await Task.Delay(TimeSpan.FromSeconds(2.2));
         var unanswered = await SendAsync(connection);
         var error = await Assert.ThrowsAsync<UpstreamUnavailableException>(() => unanswered.WaitAsync(TimeSpan.FromMilliseconds(200), CancellationToken.None).AsTask().WaitAsync(Patience));
         Assert.Equal("No response within 200 ms.", error.Message);
