@@ -1,5 +1,4 @@
 using Switchback.Protocol;
-using Switchback.Protocol.Messages;
 using Switchback.Proxy.Upstream;
 
 namespace Switchback.Proxy.VirtualCluster;

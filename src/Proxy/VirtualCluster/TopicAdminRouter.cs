@@ -67,6 +67,9 @@ public sealed class TopicAdminRouter(ProxyState state)
         }
 
         var relay = parts.Count == 1 && !batch.Rewritten && Array.TrueForAll(failures, static f => f == ErrorCode.None);
+        // Not REQUEST_TIMED_OUT: librdkafka reports that as success for CreateTopics and DeleteTopics sent without an
+        // operation timeout (creation "in progress"), and not NOT_CONTROLLER, on which the Java client resends the
+        // whole call, entries already served included.
         var lostError = leaders is null ? ErrorCode.NetworkException : ErrorCode.NotLeaderOrFollower;
         void Lost(BatchPart part)
         {
