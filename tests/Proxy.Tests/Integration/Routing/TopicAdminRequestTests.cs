@@ -40,6 +40,25 @@ public sealed class TopicAdminRequestTests(MultiGroupRig rig) : IClassFixture<Mu
     }
 
     [Fact]
+    public async Task CreateTopicsV7_RelayedAndSplit_AnswerWithTheProxysTopicIds()
+    {
+        // Sent at the wire level: librdkafka does not read topic ids from CreateTopics. The front answers
+        // CreateTopics as a test-only stand-in (the mock lacks the API), with an id of the cluster's own.
+        var alone = NewName("orders");
+        var orders = NewName("orders");
+        var payments = NewName("payments");
+        CreateTopicsRequest.CreatableTopic Topic(string name) => new() { Name = name, NumPartitions = 1, ReplicationFactor = 1 };
+
+        var relayed = await rig.ExchangeAsync<CreateTopicsResponse>(ApiKey.CreateTopics, 7, new CreateTopicsRequest { Topics = [Topic(alone)] });
+        var split = await rig.ExchangeAsync<CreateTopicsResponse>(ApiKey.CreateTopics, 7, new CreateTopicsRequest { Topics = [Topic(payments), Topic(orders)] });
+
+        var ids = await ProxyTopicIdsAsync(alone, orders, payments);
+        Assert.Equal([(alone, ids[alone])], relayed.Topics.Select(t => (t.Name, t.TopicId)));
+        Assert.Equal([(payments, ids[payments]), (orders, ids[orders])], split.Topics.Select(t => (t.Name, t.TopicId)));
+        Assert.All(relayed.Topics.Concat(split.Topics), t => Assert.Equal(0, t.ErrorCode));
+    }
+
+    [Fact]
     public async Task DeleteTopics_OrdersAndPaymentsInOneCall_EachDeletedOnItsFamilysWriteClusterOnly()
     {
         // The front answers DeleteTopics as a test-only stand-in: the mock lacks the API (and cannot delete a topic).
