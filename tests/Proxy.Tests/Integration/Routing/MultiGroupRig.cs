@@ -160,7 +160,8 @@ public sealed class GroupMember : IDisposable
                     // Errors of the records' side (a topic not yet known) do not concern membership.
                 }
             }
-        }) { IsBackground = true, Name = "group-member-poll" };
+        })
+        { IsBackground = true, Name = "group-member-poll" };
         _poller.Start();
     }
 
