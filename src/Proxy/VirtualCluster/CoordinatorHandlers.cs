@@ -6,10 +6,10 @@ using Switchback.Proxy.Upstream;
 namespace Switchback.Proxy.VirtualCluster;
 
 /// <summary>
-/// Requests keyed by a consumer group (to its coordinator on the family's read cluster), by a transactional id
-/// (to its coordinator on the family's write cluster) or by a topic (admin calls, to the family's cluster).
-/// They are forwarded as bytes; only the key is decoded. Requests naming several groups go to each group's
-/// coordinator (<see cref="GroupBatchRouter"/>).
+/// Requests keyed by a consumer group (to its coordinator on the family's read cluster) or by a transactional id
+/// (to its coordinator on the family's write cluster). They are forwarded as bytes; only the key is decoded.
+/// Requests naming several groups go to each group's coordinator (<see cref="GroupBatchRouter"/>), topic-admin
+/// requests each topic, partition or config resource to its own family's cluster (<see cref="TopicAdminRouter"/>).
 /// </summary>
 public sealed class CoordinatorHandlers(ProxyState state)
 {
@@ -17,6 +17,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
     private const sbyte TransactionKey = 1;
 
     private readonly GroupBatchRouter _groupBatches = new(state);
+    private readonly TopicAdminRouter _topicAdmin = new(state);
 
     public async ValueTask<Task<PooledFrame>?> RouteAsync(RequestContext context)
     {
@@ -27,6 +28,10 @@ public sealed class CoordinatorHandlers(ProxyState state)
         if (GroupBatch.For(context) is { } batch)
         {
             return await _groupBatches.RouteAsync(context, batch).ConfigureAwait(false);
+        }
+        if (TopicAdminBatch.For(context, state) is { } topicAdmin)
+        {
+            return await _topicAdmin.RouteAsync(context, topicAdmin).ConfigureAwait(false);
         }
         var routes = context.Routes;
         var timeout = state.Config.Limits.UpstreamRequestTimeout;
@@ -78,23 +83,6 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 break;
             case ApiKey.EndTxn:
                 target = Transaction(routes, context.Decode<EndTxnRequest>().TransactionalId);
-                break;
-            case ApiKey.CreateTopics:
-                target = Topic(routes, First(context.Decode<CreateTopicsRequest>().Topics)?.Name, write: true);
-                break;
-            case ApiKey.CreatePartitions:
-                target = Topic(routes, First(context.Decode<CreatePartitionsRequest>().Topics)?.Name, write: true);
-                break;
-            case ApiKey.DeleteTopics:
-                var delete = context.Decode<DeleteTopicsRequest>();
-                target = Topic(routes, context.Version < 6 ? First(delete.TopicNames) : First(delete.Topics)?.Name, write: true);
-                break;
-            case ApiKey.DeleteRecords:
-                target = Topic(routes, First(context.Decode<DeleteRecordsRequest>().Topics)?.Name, write: true);
-                break;
-            case ApiKey.DescribeConfigs:
-                var resource = First(context.Decode<DescribeConfigsRequest>().Resources);
-                target = resource is { ResourceType: 2 } ? Topic(routes, resource.ResourceName, write: false) : (routes.Default.Route.Read, 0, null);
                 break;
             default:
                 target = (routes.Default.Route.Read, 0, null);
@@ -411,10 +399,4 @@ public sealed class CoordinatorHandlers(ProxyState state)
     private static (string, sbyte, string?) Transaction(RouteTable routes, string? transactionalId) =>
         transactionalId is null ? (routes.Default.Route.Write, TransactionKey, null)
             : (routes.ForTransactionalId(transactionalId).Route.Write, TransactionKey, transactionalId);
-
-    private static (string, sbyte, string?) Topic(RouteTable routes, string? topic, bool write)
-    {
-        var route = topic is null ? routes.Default.Route : routes.ForTopic(topic).Route;
-        return (write ? route.Write : route.Read, 0, null);
-    }
 }

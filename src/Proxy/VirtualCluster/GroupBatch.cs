@@ -6,13 +6,14 @@ namespace Switchback.Proxy.VirtualCluster;
 
 /// <summary>
 /// A request that names several consumer groups, each answered by its own coordinator: DescribeGroups, DeleteGroups,
-/// ConsumerGroupDescribe and OffsetFetch v8+. Knows how to narrow the request to some of its groups and how to
-/// merge the per-group answers of several coordinators back into one response in the client's order.
+/// ConsumerGroupDescribe and OffsetFetch v8+; its entries are the groups, matched in answers by group id.
 /// </summary>
-public abstract class GroupBatch
+public abstract class GroupBatch : EntryBatch
 {
     /// <summary>The groups the client named, in its order (duplicates kept).</summary>
     public abstract IReadOnlyList<string> Groups { get; }
+
+    public override int Count => Groups.Count;
 
     /// <summary>The batch for a request that names groups, or null for any other request.</summary>
     public static GroupBatch? For(RequestContext context) => context.ApiKey switch
@@ -24,24 +25,9 @@ public abstract class GroupBatch
         _ => null,
     };
 
-    /// <summary>The same request naming only the groups at <paramref name="indices"/>.</summary>
-    public abstract IKafkaMessage Narrow(IReadOnlyList<int> indices);
-
-    /// <summary>
-    /// One response holding, for each group the client named and in its order, the answer of the part it went to,
-    /// or <paramref name="failures"/>' error for it when that part has no answer (never a group left out).
-    /// </summary>
-    /// <param name="answers">Each part's group indices and decoded response (null when the part failed).</param>
-    /// <param name="failures">The error per group index for groups without an answer.</param>
-    /// <param name="answered">Called with each answered group's index and the error its coordinator gave it.</param>
-    public abstract IKafkaMessage Merge(IReadOnlyList<(IReadOnlyList<int> Indices, IKafkaMessage? Response)> answers,
-        IReadOnlyList<ErrorCode> failures, Action<int, ErrorCode> answered);
-
-    /// <summary>Decodes one part's response frame.</summary>
-    public abstract IKafkaMessage Decode(PooledFrame frame, ApiKey apiKey, short version);
-
     /// <summary>Merging by group id with the shape of one API's response.</summary>
-    private abstract class Batch<TResponse, TEntry> : GroupBatch where TResponse : IKafkaMessage, new()
+    private abstract class Batch<TResponse, TEntry> : GroupBatch, IAnswerMatching<TResponse, TEntry, string>
+        where TResponse : IKafkaMessage, new()
     {
         protected abstract List<TEntry> EntriesOf(TResponse response);
         protected abstract string GroupOf(TEntry entry);
@@ -56,54 +42,19 @@ public abstract class GroupBatch
         public override IKafkaMessage Merge(IReadOnlyList<(IReadOnlyList<int> Indices, IKafkaMessage? Response)> answers,
             IReadOnlyList<ErrorCode> failures, Action<int, ErrorCode> answered)
         {
-            var merged = new TEntry[Groups.Count];
-            var filled = new bool[Groups.Count];
-            var throttle = 0;
-            foreach (var (indices, message) in answers)
-            {
-                if (message is not TResponse response)
-                {
-                    continue;
-                }
-                throttle = Math.Max(throttle, ThrottleOf(response));
-                // Brokers need not answer in request order (DeleteGroups does not): match by group id, in order for repeats.
-                var byGroup = new Dictionary<string, Queue<TEntry>>(StringComparer.Ordinal);
-                foreach (var entry in EntriesOf(response))
-                {
-                    if (!byGroup.TryGetValue(GroupOf(entry), out var queue))
-                    {
-                        byGroup[GroupOf(entry)] = queue = new Queue<TEntry>(1);
-                    }
-                    queue.Enqueue(entry);
-                }
-                foreach (var index in indices)
-                {
-                    if (byGroup.TryGetValue(Groups[index], out var queue) && queue.TryDequeue(out var entry))
-                    {
-                        merged[index] = entry;
-                        filled[index] = true;
-                        answered(index, (ErrorCode)ErrorOf(entry));
-                    }
-                }
-            }
-            var entries = new List<TEntry>(Groups.Count);
-            for (var i = 0; i < Groups.Count; i++)
-            {
-                // A group its coordinator left out of the answer gets an error rather than vanishing.
-                entries.Add(filled[i] ? merged[i] : Failed(Groups[i], failures[i] == ErrorCode.None ? ErrorCode.UnknownServerError : failures[i]));
-            }
-            return Build(entries, throttle);
+            var (entries, throttle) = MergeEntries(this, Count, answers, failures, answered);
+            return Build(entries.ConvertAll(e => e.Entry), throttle);
         }
 
-        protected static List<T> Pick<T>(List<T> items, IReadOnlyList<int> indices)
-        {
-            var picked = new List<T>(indices.Count);
-            foreach (var index in indices)
-            {
-                picked.Add(items[index]);
-            }
-            return picked;
-        }
+        string IAnswerMatching<TResponse, TEntry, string>.KeyAt(int index) => Groups[index];
+        string IAnswerMatching<TResponse, TEntry, string>.KeyOf(TEntry entry) => GroupOf(entry);
+        IEnumerable<TEntry> IAnswerMatching<TResponse, TEntry, string>.EntriesOf(TResponse response) => EntriesOf(response);
+        short IAnswerMatching<TResponse, TEntry, string>.ErrorOf(TEntry entry) => ErrorOf(entry);
+        int IAnswerMatching<TResponse, TEntry, string>.ThrottleOf(TResponse response) => ThrottleOf(response);
+        TEntry IAnswerMatching<TResponse, TEntry, string>.Failed(int index, ErrorCode error) => Failed(Groups[index], error);
+
+        // A coordinator answers each mention of a group.
+        bool IAnswerMatching<TResponse, TEntry, string>.RepeatsAnsweredOnce => false;
     }
 
     private sealed class DescribeGroupsBatch(DescribeGroupsRequest request)
@@ -184,6 +135,8 @@ public abstract class GroupBatch
         private readonly List<string> _groups = request.Groups.ConvertAll(g => g.GroupId);
 
         public override IReadOnlyList<string> Groups => _groups;
+
+        public override PooledFrame Relayed(RequestContext context, PooledFrame frame) => CoordinatorHandlers.HideLeaderEpochs(context, frame);
 
         public override IKafkaMessage Narrow(IReadOnlyList<int> indices) => new OffsetFetchRequest
         {

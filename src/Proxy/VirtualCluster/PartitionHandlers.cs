@@ -473,23 +473,9 @@ public sealed partial class PartitionHandlers(ProxyState state)
         for (var t = 0; t < names.Length; t++)
         {
             var topic = request.Topics[t];
-            names[t] = version >= 13 ? state.TopicIds.NameOf(topic.TopicId, KnownTopicNames()) : topic.Topic;
+            names[t] = version >= 13 ? state.TopicIds.NameOf(topic.TopicId, state.KnownTopicNames()) : topic.Topic;
         }
         return names;
-    }
-
-    private IEnumerable<string> KnownTopicNames()
-    {
-        foreach (var cluster in state.Clusters)
-        {
-            if (cluster.View is { } view)
-            {
-                foreach (var name in view.Topics.Keys)
-                {
-                    yield return name;
-                }
-            }
-        }
     }
 
     // ---------------------------------------------------------------- ListOffsets

@@ -64,6 +64,21 @@ public sealed class ProxyState : IAsyncDisposable
 
     public UpstreamCluster Cluster(string name) => _clusters[name];
 
+    /// <summary>Every topic name in the clusters' current views (for resolving the proxy's topic ids).</summary>
+    public IEnumerable<string> KnownTopicNames()
+    {
+        foreach (var cluster in _clustersByOrdinal)
+        {
+            if (cluster.View is { } view)
+            {
+                foreach (var name in view.Topics.Keys)
+                {
+                    yield return name;
+                }
+            }
+        }
+    }
+
     private int _bootstrapNodeId = int.MinValue;
 
     /// <summary>

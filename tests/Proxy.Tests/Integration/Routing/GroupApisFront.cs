@@ -17,9 +17,10 @@ namespace Switchback.Proxy.Tests.Integration.Routing;
 /// all traffic as bytes, and answers those APIs itself the way that broker would: only for the groups the mock
 /// makes it coordinator of (NOT_COORDINATOR otherwise, asked with the mock's own FindCoordinator), with the members
 /// the mock's coordinator admitted (its JoinGroup, SyncGroup, LeaveGroup and ConsumerGroupHeartbeat answers, seen on
-/// the way), and OffsetFetch v8 from the offsets the mock holds (asked per group with v6).
+/// the way), and OffsetFetch v8 from the offsets the mock holds (asked per group with v6). It answers the
+/// topic-admin APIs the mock lacks as well (see GroupApisFront.TopicAdmin.cs).
 /// </summary>
-public sealed class GroupApisFront : IAsyncDisposable
+public sealed partial class GroupApisFront : IAsyncDisposable
 {
     private const ErrorCode NonEmptyGroup = (ErrorCode)68;
     private const ErrorCode GroupIdNotFound = (ErrorCode)69;
@@ -153,7 +154,7 @@ public sealed class GroupApisFront : IAsyncDisposable
             {
                 var request = Parse(frame);
                 if (request.ApiKey is ApiKey.DescribeGroups or ApiKey.DeleteGroups or ApiKey.ConsumerGroupDescribe
-                    || (request.ApiKey == ApiKey.OffsetFetch && request.Version >= 8))
+                    || (request.ApiKey == ApiKey.OffsetFetch && request.Version >= 8) || IsTopicAdmin(request.ApiKey))
                 {
                     ordered.Writer.TryWrite(AnswerAsync(request, brokerId));
                     continue;
@@ -195,7 +196,7 @@ public sealed class GroupApisFront : IAsyncDisposable
             switch (request.ApiKey)
             {
                 case ApiKey.ApiVersions:
-                    return WithGroupApis(request, frame);
+                    return WithFrontApis(request, frame);
                 case ApiKey.JoinGroup:
                     Joined(request, Decode<JoinGroupResponse>(frame, request));
                     break;
@@ -217,7 +218,7 @@ public sealed class GroupApisFront : IAsyncDisposable
         return frame;
     }
 
-    private static byte[] WithGroupApis(Request request, byte[] frame)
+    private static byte[] WithFrontApis(Request request, byte[] frame)
     {
         var response = Decode<ApiVersionsResponse>(frame, request);
         if (response.ErrorCode != 0)
@@ -229,6 +230,7 @@ public sealed class GroupApisFront : IAsyncDisposable
         response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)ApiKey.DeleteGroups, MinVersion = 0, MaxVersion = 2 });
         response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)ApiKey.ConsumerGroupDescribe, MinVersion = 0, MaxVersion = 0 });
         response.ApiKeys.Single(a => a.ApiKeyValue == (short)ApiKey.OffsetFetch).MaxVersion = 8;
+        AddTopicAdminApis(response);
         return Encode(request, response);
     }
 
@@ -339,6 +341,10 @@ public sealed class GroupApisFront : IAsyncDisposable
 
     private async Task<byte[]> AnswerAsync(Request request, int brokerId)
     {
+        if (IsTopicAdmin(request.ApiKey))
+        {
+            return await AnswerTopicAdminAsync(request, brokerId);
+        }
         switch (request.ApiKey)
         {
             case ApiKey.DescribeGroups:

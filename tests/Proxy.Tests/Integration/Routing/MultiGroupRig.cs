@@ -11,7 +11,8 @@ namespace Switchback.Proxy.Tests.Integration.Routing;
 
 /// <summary>
 /// Two three-broker mock clusters, each behind a <see cref="GroupApisFront"/> (so they answer the APIs that name
-/// several groups), and a proxy with the demo families: <c>orders</c> on source, <c>payments</c> on target.
+/// several groups and the topic-admin APIs), and a proxy with the demo families: <c>orders</c> on source,
+/// <c>payments</c> on target.
 /// </summary>
 public sealed class MultiGroupRig : IAsyncLifetime
 {
@@ -72,6 +73,14 @@ public sealed class MultiGroupRig : IAsyncLifetime
         Target.CreateTopic(name, ProxyFixture.Partitions);
         return name;
     }
+
+    /// <summary>An AdminClient of the proxy.</summary>
+    public IAdminClient AdminClient() =>
+        new AdminClientBuilder(new AdminClientConfig { BootstrapServers = Proxy.BootstrapServers, SocketTimeoutMs = 10_000 }).Build();
+
+    /// <summary>An AdminClient of one cluster, behind its front but not the proxy (to look at what the cluster holds).</summary>
+    public static IAdminClient ClusterAdminClient(GroupApisFront front) =>
+        new AdminClientBuilder(new AdminClientConfig { BootstrapServers = front.BootstrapServers }).Build();
 
     public ConsumerConfig ConsumerConfig(string group) => new()
     {
@@ -151,7 +160,8 @@ public sealed class GroupMember : IDisposable
                     // Errors of the records' side (a topic not yet known) do not concern membership.
                 }
             }
-        }) { IsBackground = true, Name = "group-member-poll" };
+        })
+        { IsBackground = true, Name = "group-member-poll" };
         _poller.Start();
     }
 
