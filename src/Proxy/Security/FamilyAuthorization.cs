@@ -168,7 +168,7 @@ public sealed class FamilyAuthorization
                     static (name, error) => new DeleteTopicsResponse.DeletableTopicResult { Name = name, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
                     static (DeleteTopicsResponse r) => r.Responses);
             case ApiKey.DeleteTopics:
-                return ByTopicAsync(context, next, static (DeleteTopicsRequest r) => r.Topics, t => t.Name ?? _state.TopicIds.NameOf(t.TopicId, KnownTopicNames()),
+                return ByTopicAsync(context, next, static (DeleteTopicsRequest r) => r.Topics, t => t.Name ?? _state.TopicIds.NameOf(t.TopicId, _state.KnownTopicNames()),
                     static (t, error) => new DeleteTopicsResponse.DeletableTopicResult { Name = t.Name, TopicId = t.TopicId, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
                     static (DeleteTopicsResponse r) => r.Responses);
             case ApiKey.DescribeConfigs:
@@ -293,7 +293,7 @@ public sealed class FamilyAuthorization
 
     private ValueTask<Task<PooledFrame>?> FetchAsync(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next) =>
         ByTopicAsync(context, next, static (FetchRequest r) => r.Topics,
-            t => context.Version >= 13 ? _state.TopicIds.NameOf(t.TopicId, KnownTopicNames()) : t.Topic,
+            t => context.Version >= 13 ? _state.TopicIds.NameOf(t.TopicId, _state.KnownTopicNames()) : t.Topic,
             static (t, error) => new FetchResponse.FetchableTopicResponse
             {
                 Topic = t.Topic,
@@ -429,20 +429,6 @@ public sealed class FamilyAuthorization
         var response = FrameCodec.DecodeResponse<TResponse>(frame, context.ApiKey, context.Version);
         filter(response, context.Session.Principal);
         return context.Respond(response);
-    }
-
-    private IEnumerable<string> KnownTopicNames()
-    {
-        foreach (var cluster in _state.Clusters)
-        {
-            if (cluster.View is { } view)
-            {
-                foreach (var name in view.Topics.Keys)
-                {
-                    yield return name;
-                }
-            }
-        }
     }
 
     /// <summary>Routes the request with a narrowed body (same header), the new frame living as long as the call that sends it.</summary>

@@ -284,6 +284,62 @@ public sealed class TopicAdminRequestTests(MultiGroupRig rig) : IClassFixture<Mu
         }
     }
 
+    [Fact]
+    public async Task WithAnAllowList_DeniedFamilysTopicsAnswerTopicAuthorizationFailed_NeverReachTheCluster_TheOthersAreServed()
+    {
+        // A rig of its own: orders is open to alice only, and this AdminClient is anonymous. The fronts answer the
+        // topic-admin APIs as test-only stand-ins (the mock lacks them).
+        var own = new MultiGroupRig { Overrides = new Dictionary<string, string?> { ["Switchback:Families:0:AllowedPrincipals:0"] = "User:alice" } };
+        await own.InitializeAsync();
+        try
+        {
+            using var admin = own.AdminClient();
+            var newOrders = NewName("orders");
+            var newPayments = NewName("payments");
+            var created = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync(
+                [new TopicSpecification { Name = newOrders, NumPartitions = 1, ReplicationFactor = 1 }, new TopicSpecification { Name = newPayments, NumPartitions = 1, ReplicationFactor = 1 }],
+                new CreateTopicsOptions { RequestTimeout = AdminTimeout }));
+            Assert.Equal(ErrorCode.TopicAuthorizationFailed, created.Results.Single(r => r.Topic == newOrders).Error.Code);
+            Assert.Equal(ErrorCode.NoError, created.Results.Single(r => r.Topic == newPayments).Error.Code);
+            Assert.True(Exists(own.TargetFront, newPayments));
+
+            var orders = own.NewTopic("orders");
+            var payments = own.NewTopic("payments");
+            var described = await Assert.ThrowsAsync<DescribeConfigsException>(() => admin.DescribeConfigsAsync(
+                [new ConfigResource { Type = ResourceType.Topic, Name = orders }, new ConfigResource { Type = ResourceType.Topic, Name = payments }],
+                new DescribeConfigsOptions { RequestTimeout = AdminTimeout }));
+            Assert.Equal(ErrorCode.TopicAuthorizationFailed, described.Results.Single(r => r.ConfigResource.Name == orders).Error.Code);
+            Assert.Equal(ErrorCode.NoError, described.Results.Single(r => r.ConfigResource.Name == payments).Error.Code);
+
+            var grown = await Assert.ThrowsAsync<CreatePartitionsException>(() => admin.CreatePartitionsAsync(
+                [new PartitionsSpecification { Topic = orders, IncreaseTo = 6 }, new PartitionsSpecification { Topic = payments, IncreaseTo = 6 }],
+                new CreatePartitionsOptions { RequestTimeout = AdminTimeout }));
+            Assert.Equal(ErrorCode.TopicAuthorizationFailed, grown.Results.Single(r => r.Topic == orders).Error.Code);
+
+            // DeleteRecords at the wire level: librdkafka looks up leaders in Metadata first, which already refuses orders.
+            var records = await own.ExchangeAsync<DeleteRecordsResponse>(ApiKey.DeleteRecords, 1, new DeleteRecordsRequest
+            {
+                TimeoutMs = 5000,
+                Topics = [.. new[] { orders, payments }.Select(t => new DeleteRecordsRequest.DeleteRecordsTopic { Name = t, Partitions = [new() { PartitionIndex = 0, Offset = 0 }] })],
+            });
+            var recordErrors = records.Topics.ToDictionary(t => t.Name, t => (WireError)t.Partitions.Single().ErrorCode);
+            Assert.Equal(WireError.TopicAuthorizationFailed, recordErrors[orders]);
+            Assert.Equal(WireError.None, recordErrors[payments]);
+
+            var deleted = await Assert.ThrowsAsync<DeleteTopicsException>(() => admin.DeleteTopicsAsync([orders, payments], new DeleteTopicsOptions { RequestTimeout = AdminTimeout }));
+            Assert.Equal(ErrorCode.TopicAuthorizationFailed, deleted.Results.Single(r => r.Topic == orders).Error.Code);
+            Assert.Equal(ErrorCode.NoError, deleted.Results.Single(r => r.Topic == payments).Error.Code);
+
+            // Nothing of the orders family reached its cluster.
+            Assert.DoesNotContain(own.SourceFront.TopicAdmin, r => r.Name == newOrders || r.Name == orders);
+            Assert.Contains(own.TargetFront.TopicAdmin, r => r.Name == payments);
+        }
+        finally
+        {
+            await own.DisposeAsync();
+        }
+    }
+
     private static string NewName(string family) => $"{family}.{Guid.NewGuid():N}";
 
     /// <summary>The entries naming any of <paramref name="names"/> that a front's brokers received for one API.</summary>
