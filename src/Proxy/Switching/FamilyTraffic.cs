@@ -13,7 +13,18 @@ public sealed class FamilyTraffic(string family)
 {
     private readonly Lane _writes = new();
     private readonly Lane _commits = new();
-    private readonly ConcurrentDictionary<string, byte> _openTransactions = new(StringComparer.Ordinal);
+    // Open transactions, each with the time (Environment.TickCount64) after which it counts as abandoned.
+    private readonly ConcurrentDictionary<string, long> _openTransactions = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A broker aborts a transaction its producer abandoned once the transaction timeout has passed since it began,
+    /// checking every 10 s by default (<c>transaction.abort.timed.out.transaction.cleanup.interval.ms</c>); after
+    /// that it can no longer commit where it began, so a switch need not wait for it.
+    /// </summary>
+    internal static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(10);
+
+    /// <summary>The timeout assumed when the producer's own is unknown: the broker's default maximum (15 min).</summary>
+    internal static readonly TimeSpan UnknownTransactionTimeout = TimeSpan.FromMinutes(15);
 
     public string Family { get; } = family;
 
@@ -25,7 +36,27 @@ public sealed class FamilyTraffic(string family)
 
     private readonly ConcurrentDictionary<string, byte> _groups = new(StringComparer.Ordinal);
 
-    public int OpenTransactions => _openTransactions.Count;
+    /// <summary>Transactions of the family begun and neither ended, re-initialised nor abandoned past their timeout.</summary>
+    public int OpenTransactions
+    {
+        get
+        {
+            var now = Environment.TickCount64;
+            var open = 0;
+            foreach (var (transactionalId, abandonedAt) in _openTransactions)
+            {
+                if (abandonedAt > now)
+                {
+                    open++;
+                }
+                else
+                {
+                    _openTransactions.TryRemove(new KeyValuePair<string, long>(transactionalId, abandonedAt));
+                }
+            }
+            return open;
+        }
+    }
 
     /// <summary>Remembers a consumer group seen through the proxy, so a read switch knows whose offsets to carry over.</summary>
     public void GroupSeen(string group)
@@ -37,8 +68,14 @@ public sealed class FamilyTraffic(string family)
     }
 
     public IReadOnlyCollection<string> GroupsOf() => [.. _groups.Keys];
-    public bool IsTransactionOpen(string transactionalId) => _openTransactions.ContainsKey(transactionalId);
-    public void TransactionStarted(string transactionalId) => _openTransactions.TryAdd(transactionalId, 0);
+    public bool IsTransactionOpen(string transactionalId) =>
+        _openTransactions.TryGetValue(transactionalId, out var abandonedAt) && abandonedAt > Environment.TickCount64;
+
+    /// <summary>A transaction began (its first AddPartitionsToTxn or AddOffsetsToTxn); <paramref name="timeout"/> is the producer's, when known.</summary>
+    public void TransactionStarted(string transactionalId, TimeSpan? timeout) =>
+        _openTransactions[transactionalId] = Environment.TickCount64 + (long)((timeout ?? UnknownTransactionTimeout) + AbortGrace).TotalMilliseconds;
+
+    /// <summary>The transaction ended: EndTxn answered, or the id was (re)initialised, which aborts any transaction it had open.</summary>
     public void TransactionEnded(string transactionalId) => _openTransactions.TryRemove(transactionalId, out _);
 
     /// <summary>A gate with an in-flight count.</summary>

@@ -104,6 +104,10 @@ public sealed class TransactionalProducers : IAsyncDisposable
         internal ConcurrentDictionary<(string Topic, int Partition), SequenceBase> Bases { get; } = new();
     }
 
+    /// <summary>The transaction timeout the producer asked for when it last initialised the id, if the proxy saw it.</summary>
+    public TimeSpan? TransactionTimeoutOf(string transactionalId) =>
+        _origins.TryGetValue(transactionalId, out var origin) ? TimeSpan.FromMilliseconds(origin.TransactionTimeoutMs) : null;
+
     /// <summary>
     /// The client (re)initialised the transactional id on <paramref name="route"/>'s write cluster: its own id is valid
     /// there. Completes once that is on disk, so it is known after a restart before the client can use the id.

@@ -112,7 +112,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 {
                     // A new transaction may not begin while the family's writes are switching.
                     await traffic.Writes.EnterAsync(timeout, context.Session.Closed).ConfigureAwait(false);
-                    traffic.TransactionStarted(routedKey);
+                    traffic.TransactionStarted(routedKey, state.Transactions.TransactionTimeoutOf(routedKey));
                     traffic.Writes.Exit();
                     target = Transaction(state.Routes.Current, routedKey);
                 }
@@ -317,6 +317,8 @@ public sealed class CoordinatorHandlers(ProxyState state)
         }
         if (decoded.ErrorCode == 0)
         {
+            // Initialising an id aborts whatever transaction it had open: a switch need not wait for that one.
+            state.Traffic.For(state.Routes.Current.ForTransactionalId(transactionalId).Family).TransactionEnded(transactionalId);
             try
             {
                 // On disk before the client learns its producer id, so a restarted proxy knows where it was issued.

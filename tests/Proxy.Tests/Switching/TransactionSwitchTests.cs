@@ -1,5 +1,9 @@
 using System.Net;
+using System.Net.Sockets;
 using Confluent.Kafka;
+using Switchback.Protocol;
+using Switchback.Protocol.Messages;
+using Switchback.Proxy.Tests.Integration;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -55,5 +59,72 @@ public sealed class TransactionSwitchTests(ITestOutputHelper output)
         Assert.Equal(["after-switch"], rig.ReadAll("target").Select(r => r.Value));
         Assert.DoesNotContain(rig.ReadAll("source"), r => r.Value == "after-switch");
         Assert.True(errors.IsEmpty, $"producer errors: {string.Join("; ", errors)}");
+    }
+
+    [Fact]
+    public async Task Switch_AfterAProducerAbandonedItsTransaction_WaitsOnlyUntilTheBrokerWouldHaveAbortedIt()
+    {
+        // A producer that dies mid-transaction never sends EndTxn; the broker aborts the transaction once its timeout
+        // has passed. Driven at the wire level so the producer is sure to leave without a word (librdkafka may abort
+        // on close).
+        await using var rig = await SwitchingRig.StartAsync(partitions: 2);
+        var transactionalId = $"orders-tx-{Guid.NewGuid():N}";
+        await using (var stream = await ConnectAsync(rig))
+        {
+            await BeginTransactionAsync(stream, transactionalId, transactionTimeoutMs: 1000);
+        }
+
+        var refused = await rig.SwitchAsync(new { write = "target", force = true, timeoutMs = 700, reason = "transaction still open" });
+        Assert.True(refused.Status == HttpStatusCode.ServiceUnavailable, refused.ToString());
+        Assert.Contains("open transactions: 1", refused.Body.GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        // Its timeout (1 s) and the broker's abort check (10 s) later, the transaction cannot commit any more.
+        var switched = await rig.SwitchAsync(new { write = "target", force = true, timeoutMs = 30_000, reason = "transaction abandoned" });
+        Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+    }
+
+    [Fact]
+    public async Task Switch_AfterAnOpenTransactionsIdIsInitialisedAgain_DoesNotWaitForIt()
+    {
+        // A producer restarted with the same transactional id initialises it again, which makes the broker abort the
+        // transaction its previous incarnation left open.
+        await using var rig = await SwitchingRig.StartAsync(partitions: 2);
+        var transactionalId = $"orders-tx-{Guid.NewGuid():N}";
+        await using var stream = await ConnectAsync(rig);
+        await BeginTransactionAsync(stream, transactionalId, transactionTimeoutMs: 60_000);
+        var refused = await rig.SwitchAsync(new { write = "target", force = true, timeoutMs = 700, reason = "transaction open" });
+        Assert.True(refused.Status == HttpStatusCode.ServiceUnavailable, refused.ToString());
+
+        var again = await WireExchange.ExchangeAsync<InitProducerIdResponse>(stream, ApiKey.InitProducerId, 1,
+            new InitProducerIdRequest { TransactionalId = transactionalId, TransactionTimeoutMs = 60_000 }, "restarted-producer", TimeSpan.FromSeconds(20));
+        Assert.Equal(0, again.ErrorCode);
+
+        var switched = await rig.SwitchAsync(new { write = "target", force = true, timeoutMs = 5000, reason = "transaction aborted by re-initialisation" });
+        Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+    }
+
+    private static async Task<Stream> ConnectAsync(SwitchingRig rig)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        var endpoint = rig.BootstrapServers.Split(',')[0].Split(':');
+        await socket.ConnectAsync(endpoint[0], int.Parse(endpoint[1], System.Globalization.CultureInfo.InvariantCulture));
+        return new NetworkStream(socket, ownsSocket: true);
+    }
+
+    /// <summary>InitProducerId, then AddPartitionsToTxn for one partition: the transaction is open on the write cluster.</summary>
+    private static async Task BeginTransactionAsync(Stream stream, string transactionalId, int transactionTimeoutMs)
+    {
+        var timeout = TimeSpan.FromSeconds(20);
+        var init = await WireExchange.ExchangeAsync<InitProducerIdResponse>(stream, ApiKey.InitProducerId, 1,
+            new InitProducerIdRequest { TransactionalId = transactionalId, TransactionTimeoutMs = transactionTimeoutMs }, "abandoning-producer", timeout);
+        Assert.Equal(0, init.ErrorCode);
+        var added = await WireExchange.ExchangeAsync<AddPartitionsToTxnResponse>(stream, ApiKey.AddPartitionsToTxn, 1, new AddPartitionsToTxnRequest
+        {
+            V3AndBelowTransactionalId = transactionalId,
+            V3AndBelowProducerId = init.ProducerId,
+            V3AndBelowProducerEpoch = init.ProducerEpoch,
+            V3AndBelowTopics = [new() { Name = SwitchingRig.Topic, Partitions = [0] }],
+        }, "abandoning-producer", timeout);
+        Assert.All(added.ResultsByTopicV3AndBelow.SelectMany(t => t.ResultsByPartition), p => Assert.Equal(0, p.PartitionErrorCode));
     }
 }
