@@ -13,6 +13,8 @@ namespace Switchback.Proxy.Switching;
 [JsonDerivedType(typeof(TransactionOriginEntry), "origin")]
 [JsonDerivedType(typeof(TransactionMappingEntry), "mapping")]
 [JsonDerivedType(typeof(TransactionSequenceBaseEntry), "base")]
+[JsonDerivedType(typeof(TransactionBegunEntry), "begun")]
+[JsonDerivedType(typeof(TransactionEndedEntry), "ended")]
 public abstract record TransactionalIdEntry(string TransactionalId);
 
 /// <summary>The client (re)initialised the transactional id on this write route; any mapping of it ends.</summary>
@@ -27,6 +29,13 @@ public sealed record TransactionMappingEntry(string TransactionalId, string Clus
 public sealed record TransactionSequenceBaseEntry(string TransactionalId, string Cluster, long WriteEpoch, string Topic, int Partition, int BaseSequence)
     : TransactionalIdEntry(TransactionalId);
 
+/// <summary>A transaction of the id began on its write cluster (wall-clock time), with the producer's timeout when known.</summary>
+public sealed record TransactionBegunEntry(string TransactionalId, long BegunAtUnixMs, int? TransactionTimeoutMs)
+    : TransactionalIdEntry(TransactionalId);
+
+/// <summary>The transaction of the id ended (EndTxn answered, or the id initialised again).</summary>
+public sealed record TransactionEndedEntry(string TransactionalId) : TransactionalIdEntry(TransactionalId);
+
 /// <summary>
 /// Carries transactional producers across a write switch. A transactional id's producer id and epoch come from the
 /// cluster its client initialised on; a switch only happens between transactions (the coordinator waits for open
@@ -40,6 +49,8 @@ public sealed record TransactionSequenceBaseEntry(string TransactionalId, string
 /// <c>StateDirectory/transactional-ids.jsonl</c>, each on disk before the client or the cluster can act on it, and
 /// read back at start: after a restart the proxy still knows which client producer ids belong to another cluster,
 /// and a transaction open across the restart goes on under the same upstream producer id, epoch and sequences.
+/// Transactions that began and have not ended are kept too (until the broker would have aborted them), so a write
+/// switch after a restart still waits for a transaction begun before it.
 /// </remarks>
 public sealed class TransactionalProducers : IAsyncDisposable
 {
@@ -49,6 +60,7 @@ public sealed class TransactionalProducers : IAsyncDisposable
     private readonly JsonLinesLog<TransactionalIdEntry> _log;
     private readonly ConcurrentDictionary<string, Origin> _origins = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Mapping> _mappings = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TransactionBegunEntry> _open = new(StringComparer.Ordinal);
 
     public TransactionalProducers(ProxyState state, string stateDirectory, ILogger logger)
     {
@@ -68,10 +80,46 @@ public sealed class TransactionalProducers : IAsyncDisposable
                 case TransactionSequenceBaseEntry sequenceBase:
                     _mappings[sequenceBase.TransactionalId].Bases[(sequenceBase.Topic, sequenceBase.Partition)] = new SequenceBase(sequenceBase.BaseSequence, Task.CompletedTask);
                     break;
+                case TransactionBegunEntry begun:
+                    // Still open as far as anyone knows: a switch waits for it as if the proxy had not restarted.
+                    _open[begun.TransactionalId] = begun;
+                    state.Traffic.For(state.Routes.Current.ForTransactionalId(begun.TransactionalId).Family)
+                        .TransactionStarted(begun.TransactionalId, TimeoutOf(begun) - (DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeMilliseconds(begun.BegunAtUnixMs)));
+                    break;
             }
         }
-        _log.Start(kept, () => Entries(_origins, _mappings, _state.Routes.Current));
+        _log.Start(kept, () => [.. Entries(_origins, _mappings, _state.Routes.Current), .. Open(_open.Values, DateTimeOffset.UtcNow)]);
     }
+
+    /// <summary>
+    /// A transaction of the id began: on disk before it goes on, so a restarted proxy still counts it open until it
+    /// ends or the broker would have aborted it.
+    /// </summary>
+    public async ValueTask BegunAsync(string transactionalId, TimeSpan? transactionTimeout, CancellationToken cancellationToken)
+    {
+        var begun = new TransactionBegunEntry(transactionalId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), (int?)transactionTimeout?.TotalMilliseconds);
+        _open[transactionalId] = begun;
+        var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _log.AppendAsync(begun, durable).ConfigureAwait(false);
+        await durable.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The id's transaction ended; written without waiting (a restart before it lands only waits longer).</summary>
+    public void Ended(string transactionalId)
+    {
+        if (_open.TryRemove(transactionalId, out _))
+        {
+            _ = _log.AppendAsync(new TransactionEndedEntry(transactionalId), new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        }
+    }
+
+    private static TimeSpan TimeoutOf(TransactionBegunEntry begun) =>
+        begun.TransactionTimeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : FamilyTraffic.UnknownTransactionTimeout;
+
+    /// <summary>Begun transactions the broker may not have aborted yet at <paramref name="now"/>.</summary>
+    private static IEnumerable<TransactionalIdEntry> Open(IEnumerable<TransactionBegunEntry> begun, DateTimeOffset now) =>
+        begun.Where(b => DateTimeOffset.FromUnixTimeMilliseconds(b.BegunAtUnixMs) + TimeoutOf(b) + FamilyTraffic.AbortGrace > now)
+            .OrderBy(b => b.BegunAtUnixMs);
 
     /// <summary>Where a client's producer id for a transactional id was issued; <see cref="Durable"/> completes once it is on disk.</summary>
     private sealed record Origin(string Cluster, long WriteEpoch, int TransactionTimeoutMs, Task Durable);
@@ -217,12 +265,14 @@ public sealed class TransactionalProducers : IAsyncDisposable
     /// <summary>
     /// The entries worth keeping from a log read back at start, in an order that replays to the same state: the last
     /// origin of at most <paramref name="maxTracked"/> transactional ids (the most recently initialised), each
-    /// followed by its mapping and sequence bases when that mapping is still in force on the id's current write route.
+    /// followed by its mapping and sequence bases when that mapping is still in force on the id's current write route;
+    /// then the transactions begun and not ended that the broker may not have aborted yet.
     /// </summary>
-    internal static List<TransactionalIdEntry> Compact(IReadOnlyList<TransactionalIdEntry> entries, RouteTable routes, int maxTracked)
+    internal static List<TransactionalIdEntry> Compact(IReadOnlyList<TransactionalIdEntry> entries, RouteTable routes, int maxTracked, DateTimeOffset? now = null)
     {
         var origins = new Dictionary<string, (Origin Origin, long Order)>(StringComparer.Ordinal);
         var mappings = new Dictionary<string, Mapping>(StringComparer.Ordinal);
+        var open = new Dictionary<string, TransactionBegunEntry>(StringComparer.Ordinal);
         for (var i = 0; i < entries.Count; i++)
         {
             switch (entries[i])
@@ -230,6 +280,13 @@ public sealed class TransactionalProducers : IAsyncDisposable
                 case TransactionOriginEntry origin:
                     origins[origin.TransactionalId] = (new Origin(origin.Cluster, origin.WriteEpoch, origin.TransactionTimeoutMs, Task.CompletedTask), i);
                     mappings.Remove(origin.TransactionalId);
+                    open.Remove(origin.TransactionalId); // initialising an id aborts its open transaction
+                    break;
+                case TransactionBegunEntry begun:
+                    open[begun.TransactionalId] = begun;
+                    break;
+                case TransactionEndedEntry ended:
+                    open.Remove(ended.TransactionalId);
                     break;
                 case TransactionMappingEntry mapping:
                     mappings[mapping.TransactionalId] = new Mapping(mapping.TransactionalId, mapping.Cluster, mapping.WriteEpoch, mapping.ProducerId, mapping.Epoch, Task.CompletedTask);
@@ -244,7 +301,7 @@ public sealed class TransactionalProducers : IAsyncDisposable
         }
         var newest = origins.OrderByDescending(o => o.Value.Order).Take(maxTracked).OrderBy(o => o.Value.Order)
             .Select(o => KeyValuePair.Create(o.Key, o.Value.Origin));
-        return [.. Entries(newest, mappings, routes)];
+        return [.. Entries(newest, mappings, routes), .. Open(open.Values, now ?? DateTimeOffset.UtcNow)];
     }
 
     /// <summary>Origins, each followed by its mapping in force on the current route and that mapping's bases.</summary>

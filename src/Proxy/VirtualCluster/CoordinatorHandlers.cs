@@ -112,8 +112,17 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 {
                     // A new transaction may not begin while the family's writes are switching.
                     await traffic.Writes.EnterAsync(timeout, context.Session.Closed).ConfigureAwait(false);
-                    traffic.TransactionStarted(routedKey, state.Transactions.TransactionTimeoutOf(routedKey));
-                    traffic.Writes.Exit();
+                    try
+                    {
+                        var transactionTimeout = state.Transactions.TransactionTimeoutOf(routedKey);
+                        traffic.TransactionStarted(routedKey, transactionTimeout);
+                        // Inside the lane: a switch that holds it next finds the transaction open, on disk too.
+                        await state.Transactions.BegunAsync(routedKey, transactionTimeout, context.Session.Closed).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        traffic.Writes.Exit();
+                    }
                     target = Transaction(state.Routes.Current, routedKey);
                 }
                 else if (context.ApiKey == ApiKey.EndTxn)
@@ -240,7 +249,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
         }
     }
 
-    private static async Task<PooledFrame> CompleteAsync(Task<PooledFrame> response, Switching.FamilyTraffic.Lane? lane, Switching.FamilyTraffic? transactionFamily, string? transactionalId)
+    private async Task<PooledFrame> CompleteAsync(Task<PooledFrame> response, Switching.FamilyTraffic.Lane? lane, Switching.FamilyTraffic? transactionFamily, string? transactionalId)
     {
         try
         {
@@ -252,6 +261,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
             if (transactionFamily is not null && transactionalId is not null)
             {
                 transactionFamily.TransactionEnded(transactionalId);
+                state.Transactions.Ended(transactionalId);
             }
         }
     }
@@ -319,6 +329,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
         {
             // Initialising an id aborts whatever transaction it had open: a switch need not wait for that one.
             state.Traffic.For(state.Routes.Current.ForTransactionalId(transactionalId).Family).TransactionEnded(transactionalId);
+            state.Transactions.Ended(transactionalId);
             try
             {
                 // On disk before the client learns its producer id, so a restarted proxy knows where it was issued.

@@ -99,4 +99,28 @@ public sealed class ProducerIdCompactionTests
 
         Assert.Equal(entries.Skip(7), TransactionalProducers.Compact(entries, OnTarget, maxTracked: 3));
     }
+
+    [Fact]
+    public void OpenTransactions_AreKeptUntilEndedReinitialisedOrPastWhatTheBrokerWouldAbort()
+    {
+        var now = DateTimeOffset.UtcNow;
+        long Ago(TimeSpan age) => (now - age).ToUnixTimeMilliseconds();
+        var entries = new List<TransactionalIdEntry>
+        {
+            new TransactionBegunEntry("orders-open", Ago(TimeSpan.FromSeconds(30)), 60_000),
+            new TransactionBegunEntry("orders-abandoned", Ago(TimeSpan.FromSeconds(75)), 60_000), // timeout + 10 s passed
+            new TransactionBegunEntry("orders-in-grace", Ago(TimeSpan.FromSeconds(65)), 60_000), // the broker may not have aborted it yet
+            new TransactionBegunEntry("orders-committed", Ago(TimeSpan.FromSeconds(5)), 60_000),
+            new TransactionEndedEntry("orders-committed"),
+            new TransactionBegunEntry("orders-restarted", Ago(TimeSpan.FromSeconds(5)), 60_000),
+            new TransactionOriginEntry("orders-restarted", "source", 0, 60_000),
+            new TransactionBegunEntry("orders-unknown-timeout", Ago(TimeSpan.FromMinutes(14)), null),
+        };
+
+        var kept = TransactionalProducers.Compact(entries, Initial, maxTracked: 10, now);
+
+        Assert.Equal(["orders-in-grace", "orders-open", "orders-unknown-timeout"],
+            kept.OfType<TransactionBegunEntry>().Select(b => b.TransactionalId).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(kept, e => e is TransactionEndedEntry);
+    }
 }

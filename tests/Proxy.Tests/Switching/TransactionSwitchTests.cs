@@ -103,6 +103,38 @@ public sealed class TransactionSwitchTests(ITestOutputHelper output)
         Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
     }
 
+    [Fact]
+    public async Task Switch_AfterARestart_StillWaitsForATransactionBegunBeforeIt_UntilItEnds()
+    {
+        await using var rig = await SwitchingRig.StartAsync(partitions: 2);
+        var transactionalId = $"orders-tx-{Guid.NewGuid():N}";
+        InitProducerIdResponse init;
+        await using (var stream = await ConnectAsync(rig))
+        {
+            init = await BeginTransactionAsync(stream, transactionalId, transactionTimeoutMs: 60_000);
+        }
+
+        await rig.RestartAsync();
+
+        var refused = await rig.SwitchAsync(new { write = "target", force = true, timeoutMs = 700, reason = "transaction from before the restart" });
+        Assert.True(refused.Status == HttpStatusCode.ServiceUnavailable, refused.ToString());
+        Assert.Contains("open transactions: 1", refused.Body.GetProperty("error").GetString(), StringComparison.Ordinal);
+        // The producer comes back through the restarted proxy and commits where the transaction began.
+        await using var again = await ConnectAsync(rig);
+        var ended = await WireExchange.ExchangeAsync<EndTxnResponse>(again, ApiKey.EndTxn, 1, new EndTxnRequest
+        {
+            TransactionalId = transactionalId, ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch, Committed = true,
+        }, "returning-producer", TimeSpan.FromSeconds(20));
+        Assert.Equal(0, ended.ErrorCode);
+
+        var switched = await rig.SwitchAsync(new { write = "target", force = true, timeoutMs = 5000, reason = "transaction ended" });
+        Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+        // A second restart does not bring the ended transaction back.
+        await rig.RestartAsync();
+        var back = await rig.RollbackAsync(new { timeoutMs = 700, reason = "nothing open" });
+        Assert.True(back.Status == HttpStatusCode.OK, back.ToString());
+    }
+
     private static async Task<Stream> ConnectAsync(SwitchingRig rig)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
@@ -112,7 +144,7 @@ public sealed class TransactionSwitchTests(ITestOutputHelper output)
     }
 
     /// <summary>InitProducerId, then AddPartitionsToTxn for one partition: the transaction is open on the write cluster.</summary>
-    private static async Task BeginTransactionAsync(Stream stream, string transactionalId, int transactionTimeoutMs)
+    private static async Task<InitProducerIdResponse> BeginTransactionAsync(Stream stream, string transactionalId, int transactionTimeoutMs)
     {
         var timeout = TimeSpan.FromSeconds(20);
         var init = await WireExchange.ExchangeAsync<InitProducerIdResponse>(stream, ApiKey.InitProducerId, 1,
@@ -126,5 +158,6 @@ public sealed class TransactionSwitchTests(ITestOutputHelper output)
             V3AndBelowTopics = [new() { Name = SwitchingRig.Topic, Partitions = [0] }],
         }, "abandoning-producer", timeout);
         Assert.All(added.ResultsByTopicV3AndBelow.SelectMany(t => t.ResultsByPartition), p => Assert.Equal(0, p.PartitionErrorCode));
+        return init;
     }
 }
