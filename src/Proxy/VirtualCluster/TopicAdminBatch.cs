@@ -31,7 +31,8 @@ public readonly record struct AdminEntry(AdminSubject Subject, string Name, int 
 
 /// <summary>
 /// A topic-admin request, whose entries may belong to families on different clusters: CreateTopics, CreatePartitions,
-/// DeleteTopics, DeleteRecords (entries are partitions) and DescribeConfigs (entries are config resources). Each
+/// DeleteTopics, DeleteRecords (entries are partitions), DescribeConfigs, AlterConfigs and IncrementalAlterConfigs
+/// (entries are config resources). Each
 /// entry is matched in answers by its topic name, partition or resource; topic ids are the proxy's own in both
 /// directions, and broker resources name the client's virtual node ids.
 /// </summary>
@@ -50,6 +51,8 @@ public abstract class TopicAdminBatch : EntryBatch
         ApiKey.DeleteTopics => new DeleteTopicsBatch(context.Decode<DeleteTopicsRequest>(), context.Version, state),
         ApiKey.DeleteRecords => new DeleteRecordsBatch(context.Decode<DeleteRecordsRequest>()),
         ApiKey.DescribeConfigs => new DescribeConfigsBatch(context.Decode<DescribeConfigsRequest>()),
+        ApiKey.AlterConfigs => new AlterConfigsBatch(context.Decode<AlterConfigsRequest>()),
+        ApiKey.IncrementalAlterConfigs => new IncrementalAlterConfigsBatch(context.Decode<IncrementalAlterConfigsRequest>()),
         _ => null,
     };
 
@@ -522,5 +525,83 @@ public abstract class TopicAdminBatch : EntryBatch
 
         protected override DescribeConfigsResponse Response(List<DescribeConfigsResponse.DescribeConfigsResult> results, int throttleTimeMs) =>
             new() { ThrottleTimeMs = throttleTimeMs, Results = results };
+    }
+
+    private sealed class AlterConfigsBatch(AlterConfigsRequest request)
+        : ConfigResourceBatch<AlterConfigsResponse, AlterConfigsResponse.AlterConfigsResourceResponse>
+    {
+        public override int Count => request.Resources.Count;
+
+        protected override (sbyte Type, string Name) ResourceAt(int index) =>
+            (request.Resources[index].ResourceType, request.Resources[index].ResourceName);
+
+        public override IKafkaMessage Narrow(IReadOnlyList<int> indices)
+        {
+            var narrowed = new AlterConfigsRequest { ValidateOnly = request.ValidateOnly, UnknownTaggedFields = request.UnknownTaggedFields };
+            foreach (var index in indices)
+            {
+                var resource = request.Resources[index];
+                narrowed.Resources.Add(new AlterConfigsRequest.AlterConfigsResource
+                {
+                    ResourceType = resource.ResourceType,
+                    ResourceName = SentNameAt(index),
+                    Configs = resource.Configs,
+                    UnknownTaggedFields = resource.UnknownTaggedFields,
+                });
+            }
+            return narrowed;
+        }
+
+        protected override (sbyte Type, string Name) ResourceOf(AlterConfigsResponse.AlterConfigsResourceResponse result) => (result.ResourceType, result.ResourceName);
+        public override IEnumerable<AlterConfigsResponse.AlterConfigsResourceResponse> EntriesOf(AlterConfigsResponse response) => response.Responses;
+        public override short ErrorOf(AlterConfigsResponse.AlterConfigsResourceResponse entry) => entry.ErrorCode;
+        public override int ThrottleOf(AlterConfigsResponse response) => response.ThrottleTimeMs;
+
+        protected override AlterConfigsResponse.AlterConfigsResourceResponse Result(sbyte type, string name, ErrorCode error, string? message) =>
+            new() { ResourceType = type, ResourceName = name, ErrorCode = (short)error, ErrorMessage = message };
+
+        protected override void Rename(AlterConfigsResponse.AlterConfigsResourceResponse result, string name) => result.ResourceName = name;
+
+        protected override AlterConfigsResponse Response(List<AlterConfigsResponse.AlterConfigsResourceResponse> results, int throttleTimeMs) =>
+            new() { ThrottleTimeMs = throttleTimeMs, Responses = results };
+    }
+
+    private sealed class IncrementalAlterConfigsBatch(IncrementalAlterConfigsRequest request)
+        : ConfigResourceBatch<IncrementalAlterConfigsResponse, IncrementalAlterConfigsResponse.AlterConfigsResourceResponse>
+    {
+        public override int Count => request.Resources.Count;
+
+        protected override (sbyte Type, string Name) ResourceAt(int index) =>
+            (request.Resources[index].ResourceType, request.Resources[index].ResourceName);
+
+        public override IKafkaMessage Narrow(IReadOnlyList<int> indices)
+        {
+            var narrowed = new IncrementalAlterConfigsRequest { ValidateOnly = request.ValidateOnly, UnknownTaggedFields = request.UnknownTaggedFields };
+            foreach (var index in indices)
+            {
+                var resource = request.Resources[index];
+                narrowed.Resources.Add(new IncrementalAlterConfigsRequest.AlterConfigsResource
+                {
+                    ResourceType = resource.ResourceType,
+                    ResourceName = SentNameAt(index),
+                    Configs = resource.Configs,
+                    UnknownTaggedFields = resource.UnknownTaggedFields,
+                });
+            }
+            return narrowed;
+        }
+
+        protected override (sbyte Type, string Name) ResourceOf(IncrementalAlterConfigsResponse.AlterConfigsResourceResponse result) => (result.ResourceType, result.ResourceName);
+        public override IEnumerable<IncrementalAlterConfigsResponse.AlterConfigsResourceResponse> EntriesOf(IncrementalAlterConfigsResponse response) => response.Responses;
+        public override short ErrorOf(IncrementalAlterConfigsResponse.AlterConfigsResourceResponse entry) => entry.ErrorCode;
+        public override int ThrottleOf(IncrementalAlterConfigsResponse response) => response.ThrottleTimeMs;
+
+        protected override IncrementalAlterConfigsResponse.AlterConfigsResourceResponse Result(sbyte type, string name, ErrorCode error, string? message) =>
+            new() { ResourceType = type, ResourceName = name, ErrorCode = (short)error, ErrorMessage = message };
+
+        protected override void Rename(IncrementalAlterConfigsResponse.AlterConfigsResourceResponse result, string name) => result.ResourceName = name;
+
+        protected override IncrementalAlterConfigsResponse Response(List<IncrementalAlterConfigsResponse.AlterConfigsResourceResponse> results, int throttleTimeMs) =>
+            new() { ThrottleTimeMs = throttleTimeMs, Responses = results };
     }
 }
