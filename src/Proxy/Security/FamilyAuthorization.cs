@@ -42,7 +42,7 @@ public sealed class FamilyAuthorization
         !_allowed.TryGetValue(family, out var principals) || principals.Contains(principal);
 
     /// <summary>
-    /// APIs the proxy relays without interpreting them (AlterConfigs, ElectLeaders, ...) name topics it cannot check,
+    /// APIs the proxy relays without interpreting them (ElectLeaders, DescribeProducers, ...) name topics it cannot check,
     /// so only a principal that every allow list admits may use them.
     /// </summary>
     public bool MayUseUninterpretedApis(string principal)
@@ -175,6 +175,14 @@ public sealed class FamilyAuthorization
                 return ByTopicAsync(context, next, static (DescribeConfigsRequest r) => r.Resources, static r => r.ResourceType == TopicResource ? r.ResourceName : null,
                     static (r, error) => new DescribeConfigsResponse.DescribeConfigsResult { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
                     static (DescribeConfigsResponse r) => r.Results);
+            case ApiKey.AlterConfigs:
+                return ByTopicAsync(context, next, static (AlterConfigsRequest r) => r.Resources, static r => r.ResourceType == TopicResource ? r.ResourceName : null,
+                    static (r, error) => new AlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
+                    static (AlterConfigsResponse r) => r.Responses);
+            case ApiKey.IncrementalAlterConfigs:
+                return ByTopicAsync(context, next, static (IncrementalAlterConfigsRequest r) => r.Resources, static r => r.ResourceType == TopicResource ? r.ResourceName : null,
+                    static (r, error) => new IncrementalAlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
+                    static (IncrementalAlterConfigsResponse r) => r.Responses);
             default:
                 return next(context);
         }

@@ -20,7 +20,8 @@ public static class ProxyApis
         ApiKey.DescribeGroups, ApiKey.ListGroups, ApiKey.DeleteGroups, ApiKey.OffsetDelete, ApiKey.ConsumerGroupHeartbeat,
         ApiKey.ConsumerGroupDescribe,
         ApiKey.InitProducerId, ApiKey.AddPartitionsToTxn, ApiKey.AddOffsetsToTxn, ApiKey.EndTxn, ApiKey.TxnOffsetCommit,
-        ApiKey.CreateTopics, ApiKey.DeleteTopics, ApiKey.DescribeConfigs, ApiKey.CreatePartitions,
+        ApiKey.CreateTopics, ApiKey.DeleteTopics, ApiKey.DescribeConfigs, ApiKey.AlterConfigs, ApiKey.IncrementalAlterConfigs,
+        ApiKey.CreatePartitions,
     ];
 
     /// <summary>Interpreted APIs and the version range the proxy parses for each (narrowed by upstreams later).</summary>

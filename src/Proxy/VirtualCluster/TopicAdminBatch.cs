@@ -31,7 +31,8 @@ public readonly record struct AdminEntry(AdminSubject Subject, string Name, int 
 
 /// <summary>
 /// A topic-admin request, whose entries may belong to families on different clusters: CreateTopics, CreatePartitions,
-/// DeleteTopics, DeleteRecords (entries are partitions) and DescribeConfigs (entries are config resources). Each
+/// DeleteTopics, DeleteRecords (entries are partitions), DescribeConfigs, AlterConfigs and IncrementalAlterConfigs
+/// (entries are config resources). Each
 /// entry is matched in answers by its topic name, partition or resource; topic ids are the proxy's own in both
 /// directions, and broker resources name the client's virtual node ids.
 /// </summary>
@@ -50,6 +51,8 @@ public abstract class TopicAdminBatch : EntryBatch
         ApiKey.DeleteTopics => new DeleteTopicsBatch(context.Decode<DeleteTopicsRequest>(), context.Version, state),
         ApiKey.DeleteRecords => new DeleteRecordsBatch(context.Decode<DeleteRecordsRequest>()),
         ApiKey.DescribeConfigs => new DescribeConfigsBatch(context.Decode<DescribeConfigsRequest>()),
+        ApiKey.AlterConfigs => new AlterConfigsBatch(context.Decode<AlterConfigsRequest>()),
+        ApiKey.IncrementalAlterConfigs => new IncrementalAlterConfigsBatch(context.Decode<IncrementalAlterConfigsRequest>()),
         _ => null,
     };
 
@@ -402,57 +405,107 @@ public abstract class TopicAdminBatch : EntryBatch
         }
     }
 
-    /// <summary>DescribeConfigs: its entries are the resources; a broker's is sent under the broker's own id.</summary>
-    private sealed class DescribeConfigsBatch : Batch<DescribeConfigsResponse, DescribeConfigsResponse.DescribeConfigsResult, (sbyte, string)>
+    /// <summary>
+    /// A request whose entries are config resources. A topic goes to its family's cluster; a broker or broker-logger
+    /// resource to the broker behind the virtual id it names, sent under that broker's own id and answered under the
+    /// client's; a group to its family's read cluster; anything else (cluster-wide defaults, client metrics) to the
+    /// default route. Each resource named is answered, repeats included.
+    /// </summary>
+    private abstract class ConfigResourceBatch<TResponse, TResult> : Batch<TResponse, TResult, (sbyte, string)>
+        where TResponse : IKafkaMessage, new()
     {
-        private readonly DescribeConfigsRequest _request;
-        private readonly string[] _sentNames;
+        private string[]? _sentNames;
 
-        public DescribeConfigsBatch(DescribeConfigsRequest request)
-        {
-            _request = request;
-            _sentNames = [.. request.Resources.Select(r => r.ResourceName)];
-        }
+        /// <summary>The type and name of the client's resource at an index.</summary>
+        protected abstract (sbyte Type, string Name) ResourceAt(int index);
 
-        public override int Count => _request.Resources.Count;
+        /// <summary>The type and name an answer names.</summary>
+        protected abstract (sbyte Type, string Name) ResourceOf(TResult result);
 
-        // Each resource named is answered, repeats included.
+        /// <summary>An answer for a resource, with an error or none.</summary>
+        protected abstract TResult Result(sbyte type, string name, ErrorCode error, string? message);
+
+        /// <summary>Shows an answer under the name the client gave its resource.</summary>
+        protected abstract void Rename(TResult result, string name);
+
+        protected abstract TResponse Response(List<TResult> results, int throttleTimeMs);
+
         public override bool RepeatsAnsweredOnce => false;
 
         public override AdminEntry EntryAt(int index)
         {
-            var resource = _request.Resources[index];
-            return resource.ResourceType switch
+            var (type, name) = ResourceAt(index);
+            return type switch
             {
-                TopicResource => new AdminEntry(AdminSubject.Topic, resource.ResourceName),
-                // An empty broker name asks for the cluster-wide defaults, which any broker answers.
-                BrokerResource or BrokerLoggerResource when resource.ResourceName.Length > 0 => new AdminEntry(AdminSubject.Broker, resource.ResourceName),
-                GroupResource => new AdminEntry(AdminSubject.Group, resource.ResourceName),
-                _ => new AdminEntry(AdminSubject.Cluster, resource.ResourceName),
+                TopicResource => new AdminEntry(AdminSubject.Topic, name),
+                // An empty broker name means the cluster-wide defaults, which any broker serves.
+                BrokerResource or BrokerLoggerResource when name.Length > 0 => new AdminEntry(AdminSubject.Broker, name),
+                GroupResource => new AdminEntry(AdminSubject.Group, name),
+                _ => new AdminEntry(AdminSubject.Cluster, name),
             };
         }
 
         public override void SendAs(int index, string upstreamName)
         {
+            if (_sentNames is null)
+            {
+                _sentNames = new string[Count];
+                for (var i = 0; i < _sentNames.Length; i++)
+                {
+                    _sentNames[i] = ResourceAt(i).Name;
+                }
+            }
             _sentNames[index] = upstreamName;
             Rewritten = true;
         }
+
+        /// <summary>The name the resource at an index goes upstream by.</summary>
+        protected string SentNameAt(int index) => _sentNames?[index] ?? ResourceAt(index).Name;
+
+        public override (sbyte, string) KeyAt(int index) => (ResourceAt(index).Type, SentNameAt(index));
+        public override (sbyte, string) KeyOf(TResult entry) => ResourceOf(entry);
+
+        public override TResult Failed(int index, ErrorCode error)
+        {
+            var (type, name) = ResourceAt(index);
+            return Result(type, name, error, MessageOf(error));
+        }
+
+        protected override TResponse Build(List<(int Index, TResult Entry)> entries, int throttleTimeMs)
+        {
+            var results = new List<TResult>(entries.Count);
+            foreach (var (index, entry) in entries)
+            {
+                Rename(entry, ResourceAt(index).Name); // a broker by the client's id for it
+                results.Add(entry);
+            }
+            return Response(results, throttleTimeMs);
+        }
+    }
+
+    private sealed class DescribeConfigsBatch(DescribeConfigsRequest request)
+        : ConfigResourceBatch<DescribeConfigsResponse, DescribeConfigsResponse.DescribeConfigsResult>
+    {
+        public override int Count => request.Resources.Count;
+
+        protected override (sbyte Type, string Name) ResourceAt(int index) =>
+            (request.Resources[index].ResourceType, request.Resources[index].ResourceName);
 
         public override IKafkaMessage Narrow(IReadOnlyList<int> indices)
         {
             var narrowed = new DescribeConfigsRequest
             {
-                IncludeSynonyms = _request.IncludeSynonyms,
-                IncludeDocumentation = _request.IncludeDocumentation,
-                UnknownTaggedFields = _request.UnknownTaggedFields,
+                IncludeSynonyms = request.IncludeSynonyms,
+                IncludeDocumentation = request.IncludeDocumentation,
+                UnknownTaggedFields = request.UnknownTaggedFields,
             };
             foreach (var index in indices)
             {
-                var resource = _request.Resources[index];
+                var resource = request.Resources[index];
                 narrowed.Resources.Add(new DescribeConfigsRequest.DescribeConfigsResource
                 {
                     ResourceType = resource.ResourceType,
-                    ResourceName = _sentNames[index],
+                    ResourceName = SentNameAt(index),
                     ConfigurationKeys = resource.ConfigurationKeys,
                     UnknownTaggedFields = resource.UnknownTaggedFields,
                 });
@@ -460,29 +513,95 @@ public abstract class TopicAdminBatch : EntryBatch
             return narrowed;
         }
 
-        public override (sbyte, string) KeyAt(int index) => (_request.Resources[index].ResourceType, _sentNames[index]);
-        public override (sbyte, string) KeyOf(DescribeConfigsResponse.DescribeConfigsResult entry) => (entry.ResourceType, entry.ResourceName);
+        protected override (sbyte Type, string Name) ResourceOf(DescribeConfigsResponse.DescribeConfigsResult result) => (result.ResourceType, result.ResourceName);
         public override IEnumerable<DescribeConfigsResponse.DescribeConfigsResult> EntriesOf(DescribeConfigsResponse response) => response.Results;
         public override short ErrorOf(DescribeConfigsResponse.DescribeConfigsResult entry) => entry.ErrorCode;
         public override int ThrottleOf(DescribeConfigsResponse response) => response.ThrottleTimeMs;
 
-        public override DescribeConfigsResponse.DescribeConfigsResult Failed(int index, ErrorCode error) => new()
-        {
-            ErrorCode = (short)error,
-            ErrorMessage = MessageOf(error),
-            ResourceType = _request.Resources[index].ResourceType,
-            ResourceName = _request.Resources[index].ResourceName,
-        };
+        protected override DescribeConfigsResponse.DescribeConfigsResult Result(sbyte type, string name, ErrorCode error, string? message) =>
+            new() { ResourceType = type, ResourceName = name, ErrorCode = (short)error, ErrorMessage = message };
 
-        protected override DescribeConfigsResponse Build(List<(int Index, DescribeConfigsResponse.DescribeConfigsResult Entry)> entries, int throttleTimeMs)
+        protected override void Rename(DescribeConfigsResponse.DescribeConfigsResult result, string name) => result.ResourceName = name;
+
+        protected override DescribeConfigsResponse Response(List<DescribeConfigsResponse.DescribeConfigsResult> results, int throttleTimeMs) =>
+            new() { ThrottleTimeMs = throttleTimeMs, Results = results };
+    }
+
+    private sealed class AlterConfigsBatch(AlterConfigsRequest request)
+        : ConfigResourceBatch<AlterConfigsResponse, AlterConfigsResponse.AlterConfigsResourceResponse>
+    {
+        public override int Count => request.Resources.Count;
+
+        protected override (sbyte Type, string Name) ResourceAt(int index) =>
+            (request.Resources[index].ResourceType, request.Resources[index].ResourceName);
+
+        public override IKafkaMessage Narrow(IReadOnlyList<int> indices)
         {
-            var response = new DescribeConfigsResponse { ThrottleTimeMs = throttleTimeMs };
-            foreach (var (index, entry) in entries)
+            var narrowed = new AlterConfigsRequest { ValidateOnly = request.ValidateOnly, UnknownTaggedFields = request.UnknownTaggedFields };
+            foreach (var index in indices)
             {
-                entry.ResourceName = _request.Resources[index].ResourceName; // a broker by the client's id for it
-                response.Results.Add(entry);
+                var resource = request.Resources[index];
+                narrowed.Resources.Add(new AlterConfigsRequest.AlterConfigsResource
+                {
+                    ResourceType = resource.ResourceType,
+                    ResourceName = SentNameAt(index),
+                    Configs = resource.Configs,
+                    UnknownTaggedFields = resource.UnknownTaggedFields,
+                });
             }
-            return response;
+            return narrowed;
         }
+
+        protected override (sbyte Type, string Name) ResourceOf(AlterConfigsResponse.AlterConfigsResourceResponse result) => (result.ResourceType, result.ResourceName);
+        public override IEnumerable<AlterConfigsResponse.AlterConfigsResourceResponse> EntriesOf(AlterConfigsResponse response) => response.Responses;
+        public override short ErrorOf(AlterConfigsResponse.AlterConfigsResourceResponse entry) => entry.ErrorCode;
+        public override int ThrottleOf(AlterConfigsResponse response) => response.ThrottleTimeMs;
+
+        protected override AlterConfigsResponse.AlterConfigsResourceResponse Result(sbyte type, string name, ErrorCode error, string? message) =>
+            new() { ResourceType = type, ResourceName = name, ErrorCode = (short)error, ErrorMessage = message };
+
+        protected override void Rename(AlterConfigsResponse.AlterConfigsResourceResponse result, string name) => result.ResourceName = name;
+
+        protected override AlterConfigsResponse Response(List<AlterConfigsResponse.AlterConfigsResourceResponse> results, int throttleTimeMs) =>
+            new() { ThrottleTimeMs = throttleTimeMs, Responses = results };
+    }
+
+    private sealed class IncrementalAlterConfigsBatch(IncrementalAlterConfigsRequest request)
+        : ConfigResourceBatch<IncrementalAlterConfigsResponse, IncrementalAlterConfigsResponse.AlterConfigsResourceResponse>
+    {
+        public override int Count => request.Resources.Count;
+
+        protected override (sbyte Type, string Name) ResourceAt(int index) =>
+            (request.Resources[index].ResourceType, request.Resources[index].ResourceName);
+
+        public override IKafkaMessage Narrow(IReadOnlyList<int> indices)
+        {
+            var narrowed = new IncrementalAlterConfigsRequest { ValidateOnly = request.ValidateOnly, UnknownTaggedFields = request.UnknownTaggedFields };
+            foreach (var index in indices)
+            {
+                var resource = request.Resources[index];
+                narrowed.Resources.Add(new IncrementalAlterConfigsRequest.AlterConfigsResource
+                {
+                    ResourceType = resource.ResourceType,
+                    ResourceName = SentNameAt(index),
+                    Configs = resource.Configs,
+                    UnknownTaggedFields = resource.UnknownTaggedFields,
+                });
+            }
+            return narrowed;
+        }
+
+        protected override (sbyte Type, string Name) ResourceOf(IncrementalAlterConfigsResponse.AlterConfigsResourceResponse result) => (result.ResourceType, result.ResourceName);
+        public override IEnumerable<IncrementalAlterConfigsResponse.AlterConfigsResourceResponse> EntriesOf(IncrementalAlterConfigsResponse response) => response.Responses;
+        public override short ErrorOf(IncrementalAlterConfigsResponse.AlterConfigsResourceResponse entry) => entry.ErrorCode;
+        public override int ThrottleOf(IncrementalAlterConfigsResponse response) => response.ThrottleTimeMs;
+
+        protected override IncrementalAlterConfigsResponse.AlterConfigsResourceResponse Result(sbyte type, string name, ErrorCode error, string? message) =>
+            new() { ResourceType = type, ResourceName = name, ErrorCode = (short)error, ErrorMessage = message };
+
+        protected override void Rename(IncrementalAlterConfigsResponse.AlterConfigsResourceResponse result, string name) => result.ResourceName = name;
+
+        protected override IncrementalAlterConfigsResponse Response(List<IncrementalAlterConfigsResponse.AlterConfigsResourceResponse> results, int throttleTimeMs) =>
+            new() { ThrottleTimeMs = throttleTimeMs, Responses = results };
     }
 }

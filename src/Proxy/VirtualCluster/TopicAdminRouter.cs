@@ -7,7 +7,8 @@ namespace Switchback.Proxy.VirtualCluster;
 /// <summary>
 /// Routes a <see cref="TopicAdminBatch"/>, each entry where its family lives: CreateTopics, CreatePartitions and
 /// DeleteTopics topics to a broker of the family's write cluster, DeleteRecords partitions to their leader there,
-/// DescribeConfigs topics to the family's read cluster and broker resources to the broker they name. When one
+/// config resources as their type says: topics to the family's read cluster when described, its write cluster when
+/// altered (AlterConfigs, IncrementalAlterConfigs), broker resources to the broker they name. When one
 /// broker serves every entry the client's bytes are relayed as they are; otherwise the request is split per broker
 /// and the answers are merged in the client's entry order. An entry whose part fails gets a broker-style error of
 /// its own (NETWORK_EXCEPTION when its cluster cannot be reached; for a partition, as ListOffsets does,
@@ -23,7 +24,7 @@ public sealed class TopicAdminRouter(ProxyState state)
         var failures = new ErrorCode[batch.Count];
         var parts = new List<BatchPart>(1);
         var leaders = context.ApiKey == ApiKey.DeleteRecords ? new PartitionRouter(state, closed) : null;
-        // Only DescribeConfigs reads; the others change topics or their records.
+        // Only DescribeConfigs reads; the others change topics, their records or their configs, which follow write authority.
         var writes = context.ApiKey != ApiKey.DescribeConfigs;
         for (var i = 0; i < batch.Count; i++)
         {

@@ -200,7 +200,10 @@ public sealed class FamilyAuthorizationWireTests(SecurityFixture fixture) : ICla
         // A denied transactional id: every partition answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
         var deniedAdd = await ExchangeAsync<AddPartitionsToTxnResponse>(stream, ApiKey.AddPartitionsToTxn, 1, new AddPartitionsToTxnRequest
         {
-            V3AndBelowTransactionalId = deniedId, V3AndBelowProducerId = 1, V3AndBelowProducerEpoch = 0, V3AndBelowTopics = BothTopics(),
+            V3AndBelowTransactionalId = deniedId,
+            V3AndBelowProducerId = 1,
+            V3AndBelowProducerEpoch = 0,
+            V3AndBelowTopics = BothTopics(),
         });
         Assert.All(deniedAdd.ResultsByTopicV3AndBelow.SelectMany(t => t.ResultsByPartition),
             p => Assert.Equal((short)ErrorCode.TransactionalIdAuthorizationFailed, p.PartitionErrorCode));
@@ -209,7 +212,10 @@ public sealed class FamilyAuthorizationWireTests(SecurityFixture fixture) : ICla
         // An allowed id adding a denied topic: that topic is refused and nothing is added, as a broker does.
         var mixedAdd = await ExchangeAsync<AddPartitionsToTxnResponse>(stream, ApiKey.AddPartitionsToTxn, 1, new AddPartitionsToTxnRequest
         {
-            V3AndBelowTransactionalId = allowedId, V3AndBelowProducerId = 1, V3AndBelowProducerEpoch = 0, V3AndBelowTopics = BothTopics(),
+            V3AndBelowTransactionalId = allowedId,
+            V3AndBelowProducerId = 1,
+            V3AndBelowProducerEpoch = 0,
+            V3AndBelowTopics = BothTopics(),
         });
         var mixed = mixedAdd.ResultsByTopicV3AndBelow.ToDictionary(t => t.Name, t => t.ResultsByPartition.Single().PartitionErrorCode);
         Assert.Equal((short)ErrorCode.TopicAuthorizationFailed, mixed[SecurityFixture.OrdersTopic]);
@@ -218,12 +224,18 @@ public sealed class FamilyAuthorizationWireTests(SecurityFixture fixture) : ICla
         // AddOffsetsToTxn and TxnOffsetCommit check the group as well as the transactional id.
         var offsets = await ExchangeAsync<AddOffsetsToTxnResponse>(stream, ApiKey.AddOffsetsToTxn, 1, new AddOffsetsToTxnRequest
         {
-            TransactionalId = allowedId, ProducerId = 1, ProducerEpoch = 0, GroupId = "orders-app",
+            TransactionalId = allowedId,
+            ProducerId = 1,
+            ProducerEpoch = 0,
+            GroupId = "orders-app",
         });
         Assert.Equal((short)ErrorCode.GroupAuthorizationFailed, offsets.ErrorCode);
         TxnOffsetCommitRequest TxnCommit(string id, string group) => new()
         {
-            TransactionalId = id, GroupId = group, ProducerId = 1, ProducerEpoch = 0,
+            TransactionalId = id,
+            GroupId = group,
+            ProducerId = 1,
+            ProducerEpoch = 0,
             Topics = [new() { Name = SecurityFixture.PaymentsTopic, Partitions = [new() { PartitionIndex = 0, CommittedOffset = 1 }] }],
         };
         var deniedCommit = await ExchangeAsync<TxnOffsetCommitResponse>(stream, ApiKey.TxnOffsetCommit, 2, TxnCommit(deniedId, "payments-app"));

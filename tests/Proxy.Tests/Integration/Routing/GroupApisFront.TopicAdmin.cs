@@ -11,12 +11,19 @@ namespace Switchback.Proxy.Tests.Integration.Routing;
 /// <param name="Partition">The partition (DeleteRecords), -1 for anything else.</param>
 public sealed record TopicAdminReceipt(ApiKey ApiKey, string Name, int Partition, int Broker, ErrorCode Error);
 
+/// <summary>One config of a resource that a front's broker was asked to change (AlterConfigs or IncrementalAlterConfigs).</summary>
+/// <param name="Resource">The config resource's name as the broker got it.</param>
+/// <param name="Operation">IncrementalAlterConfigs' operation (0 set, 1 delete, 2 append, 3 subtract); -1 for AlterConfigs, which sets a whole config.</param>
+public sealed record ConfigAlteration(ApiKey ApiKey, sbyte ResourceType, string Resource, int Broker, string Config, string? Value, sbyte Operation);
+
 /// <summary>
 /// The topic-admin APIs, which librdkafka's mock does not have either: CreateTopics (the topic is created in the
 /// mock), CreatePartitions and DeleteTopics (checked against the mock's topics and remembered here, as the mock can
 /// neither grow nor remove one), DeleteRecords (served only by the partition's leader as the mock's Metadata names
-/// it, NOT_LEADER_OR_FOLLOWER elsewhere; the mock keeps its records) and DescribeConfigs (a few fixed topic configs;
-/// a broker's own resource only on that broker, INVALID_REQUEST for another id, as a broker does).
+/// it, NOT_LEADER_OR_FOLLOWER elsewhere; the mock keeps its records), DescribeConfigs (a few fixed topic configs;
+/// a broker's own resource only on that broker, INVALID_REQUEST for another id, as a broker does), and AlterConfigs
+/// and IncrementalAlterConfigs (every resource recorded with the configs it names and answered without error; the
+/// described configs do not change).
 /// </summary>
 public sealed partial class GroupApisFront
 {
@@ -30,8 +37,14 @@ public sealed partial class GroupApisFront
     /// <summary>Every topic-admin entry this cluster's brokers received, for asserting where requests went.</summary>
     public ConcurrentQueue<TopicAdminReceipt> TopicAdmin { get; } = new();
 
+    /// <summary>Every config this cluster's brokers were asked to change, per resource.</summary>
+    public ConcurrentQueue<ConfigAlteration> ConfigAlterations { get; } = new();
+
     private static readonly ApiKey[] TopicAdminApis =
-        [ApiKey.CreateTopics, ApiKey.CreatePartitions, ApiKey.DeleteTopics, ApiKey.DeleteRecords, ApiKey.DescribeConfigs];
+    [
+        ApiKey.CreateTopics, ApiKey.CreatePartitions, ApiKey.DeleteTopics, ApiKey.DeleteRecords, ApiKey.DescribeConfigs,
+        ApiKey.AlterConfigs, ApiKey.IncrementalAlterConfigs,
+    ];
 
     private static bool IsTopicAdmin(ApiKey apiKey) => Array.IndexOf(TopicAdminApis, apiKey) >= 0;
 
@@ -156,6 +169,48 @@ public sealed partial class GroupApisFront
                         }
                         response.Topics.Add(answered);
                     }
+                    return Encode(request, response);
+                }
+            case ApiKey.AlterConfigs:
+                {
+                    var alter = FrameCodec.DecodeBody<AlterConfigsRequest>(request.Body, request.Version);
+                    var response = new AlterConfigsResponse();
+                    foreach (var resource in alter.Resources)
+                    {
+                        Received(request, resource.ResourceName, -1, brokerId, ErrorCode.None);
+                        foreach (var config in resource.Configs)
+                        {
+                            ConfigAlterations.Enqueue(new ConfigAlteration(request.ApiKey, resource.ResourceType, resource.ResourceName, brokerId, config.Name, config.Value, -1));
+                        }
+                        response.Responses.Add(new AlterConfigsResponse.AlterConfigsResourceResponse
+                        {
+                            ResourceType = resource.ResourceType,
+                            ResourceName = resource.ResourceName,
+                            ErrorMessage = null,
+                        });
+                    }
+                    response.Responses.Reverse(); // a broker answers from a map: not necessarily in request order
+                    return Encode(request, response);
+                }
+            case ApiKey.IncrementalAlterConfigs:
+                {
+                    var alter = FrameCodec.DecodeBody<IncrementalAlterConfigsRequest>(request.Body, request.Version);
+                    var response = new IncrementalAlterConfigsResponse();
+                    foreach (var resource in alter.Resources)
+                    {
+                        Received(request, resource.ResourceName, -1, brokerId, ErrorCode.None);
+                        foreach (var config in resource.Configs)
+                        {
+                            ConfigAlterations.Enqueue(new ConfigAlteration(request.ApiKey, resource.ResourceType, resource.ResourceName, brokerId, config.Name, config.Value, config.ConfigOperation));
+                        }
+                        response.Responses.Add(new IncrementalAlterConfigsResponse.AlterConfigsResourceResponse
+                        {
+                            ResourceType = resource.ResourceType,
+                            ResourceName = resource.ResourceName,
+                            ErrorMessage = null,
+                        });
+                    }
+                    response.Responses.Reverse(); // a broker answers from a map: not necessarily in request order
                     return Encode(request, response);
                 }
             default:

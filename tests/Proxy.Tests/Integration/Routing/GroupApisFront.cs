@@ -10,15 +10,20 @@ using Switchback.Proxy.Upstream;
 
 namespace Switchback.Proxy.Tests.Integration.Routing;
 
+/// <summary>One partition of an OffsetDelete a front's broker received, and the error it answered the group with.</summary>
+public sealed record OffsetDeleteReceipt(string Group, string Topic, int Partition, int Broker, ErrorCode Error);
+
 /// <summary>
 /// librdkafka's mock cluster has none of the APIs that name several groups (DescribeGroups, DeleteGroups,
-/// ConsumerGroupDescribe; OffsetFetch only up to v6, one group), and no real broker runs here (no Docker). This
+/// ConsumerGroupDescribe; OffsetFetch only up to v6, one group), nor ListGroups or OffsetDelete, and no real broker
+/// runs here (no Docker). This
 /// front stands before every broker of one mock cluster (each broker advertises the front's port for it), relays
 /// all traffic as bytes, and answers those APIs itself the way that broker would: only for the groups the mock
 /// makes it coordinator of (NOT_COORDINATOR otherwise, asked with the mock's own FindCoordinator), with the members
 /// the mock's coordinator admitted (its JoinGroup, SyncGroup, LeaveGroup and ConsumerGroupHeartbeat answers, seen on
-/// the way), and OffsetFetch v8 from the offsets the mock holds (asked per group with v6). It answers the
-/// topic-admin APIs the mock lacks as well (see GroupApisFront.TopicAdmin.cs).
+/// the way), and OffsetFetch v8 from the offsets the mock holds (asked per group with v6). ListGroups lists the groups
+/// seen that the broker coordinates; OffsetDelete is recorded and answered without touching the mock's offsets. It
+/// answers the topic-admin and config APIs the mock lacks as well (see GroupApisFront.TopicAdmin.cs).
 /// </summary>
 public sealed partial class GroupApisFront : IAsyncDisposable
 {
@@ -55,6 +60,9 @@ public sealed partial class GroupApisFront : IAsyncDisposable
 
     /// <summary>Group requests (api key, group) this cluster's coordinators answered, for asserting where requests went.</summary>
     public ConcurrentQueue<(ApiKey ApiKey, string Group, int Broker)> Answered { get; } = new();
+
+    /// <summary>Every partition of an OffsetDelete this cluster's brokers received, with the error the group was answered.</summary>
+    public ConcurrentQueue<OffsetDeleteReceipt> OffsetDeletes { get; } = new();
 
     /// <summary>Refuses new connections and drops open ones, as a cluster that went away.</summary>
     public void Stop()
@@ -154,7 +162,7 @@ public sealed partial class GroupApisFront : IAsyncDisposable
             {
                 var request = Parse(frame);
                 if (request.ApiKey is ApiKey.DescribeGroups or ApiKey.DeleteGroups or ApiKey.ConsumerGroupDescribe
-                    || (request.ApiKey == ApiKey.OffsetFetch && request.Version >= 8) || IsTopicAdmin(request.ApiKey))
+                    or ApiKey.ListGroups or ApiKey.OffsetDelete || (request.ApiKey == ApiKey.OffsetFetch && request.Version >= 8) || IsTopicAdmin(request.ApiKey))
                 {
                     ordered.Writer.TryWrite(AnswerAsync(request, brokerId));
                     continue;
@@ -225,10 +233,13 @@ public sealed partial class GroupApisFront : IAsyncDisposable
         {
             return frame;
         }
-        response.ApiKeys.RemoveAll(a => a.ApiKeyValue is (short)ApiKey.DescribeGroups or (short)ApiKey.DeleteGroups or (short)ApiKey.ConsumerGroupDescribe);
+        response.ApiKeys.RemoveAll(a => a.ApiKeyValue is (short)ApiKey.DescribeGroups or (short)ApiKey.DeleteGroups or (short)ApiKey.ConsumerGroupDescribe
+            or (short)ApiKey.ListGroups or (short)ApiKey.OffsetDelete);
         response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)ApiKey.DescribeGroups, MinVersion = 0, MaxVersion = 5 });
         response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)ApiKey.DeleteGroups, MinVersion = 0, MaxVersion = 2 });
         response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)ApiKey.ConsumerGroupDescribe, MinVersion = 0, MaxVersion = 0 });
+        response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)ApiKey.ListGroups, MinVersion = 0, MaxVersion = 5 });
+        response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion { ApiKeyValue = (short)ApiKey.OffsetDelete, MinVersion = 0, MaxVersion = 0 });
         response.ApiKeys.Single(a => a.ApiKeyValue == (short)ApiKey.OffsetFetch).MaxVersion = 8;
         AddTopicAdminApis(response);
         return Encode(request, response);
@@ -396,6 +407,30 @@ public sealed partial class GroupApisFront : IAsyncDisposable
                     }
                     return Encode(request, response);
                 }
+            case ApiKey.ListGroups:
+                return Encode(request, await ListGroupsAsync(FrameCodec.DecodeBody<ListGroupsRequest>(request.Body, request.Version), brokerId));
+            case ApiKey.OffsetDelete:
+                {
+                    var delete = FrameCodec.DecodeBody<OffsetDeleteRequest>(request.Body, request.Version);
+                    var error = !await CoordinatesAsync(request, delete.GroupId, brokerId) ? ErrorCode.NotCoordinator
+                        : _groups.ContainsKey(delete.GroupId) ? ErrorCode.None
+                        : GroupIdNotFound;
+                    var response = new OffsetDeleteResponse { ErrorCode = (short)error };
+                    foreach (var topic in delete.Topics)
+                    {
+                        var answered = new OffsetDeleteResponse.OffsetDeleteResponseTopic { Name = topic.Name };
+                        foreach (var partition in topic.Partitions)
+                        {
+                            OffsetDeletes.Enqueue(new OffsetDeleteReceipt(delete.GroupId, topic.Name, partition.PartitionIndex, brokerId, error));
+                            answered.Partitions.Add(new OffsetDeleteResponse.OffsetDeleteResponsePartition { PartitionIndex = partition.PartitionIndex });
+                        }
+                        if (error == ErrorCode.None)
+                        {
+                            response.Topics.Add(answered);
+                        }
+                    }
+                    return Encode(request, response);
+                }
             default:
                 {
                     var fetch = FrameCodec.DecodeBody<OffsetFetchRequest>(request.Body, request.Version);
@@ -413,14 +448,49 @@ public sealed partial class GroupApisFront : IAsyncDisposable
 
     private async Task<bool> CoordinatesAsync(Request request, string group, int brokerId)
     {
-        var coordinator = await ExchangeAsync<FindCoordinatorResponse>(_cluster.BrokerIds[0], ApiKey.FindCoordinator, 1,
-            new FindCoordinatorRequest { Key = group, KeyType = 0 });
-        if (coordinator.ErrorCode != 0 || coordinator.NodeId != brokerId)
+        if (!await IsCoordinatorAsync(group, brokerId))
         {
             return false;
         }
         Answered.Enqueue((request.ApiKey, group, brokerId));
         return true;
+    }
+
+    private async Task<bool> IsCoordinatorAsync(string group, int brokerId)
+    {
+        var coordinator = await ExchangeAsync<FindCoordinatorResponse>(_cluster.BrokerIds[0], ApiKey.FindCoordinator, 1,
+            new FindCoordinatorRequest { Key = group, KeyType = 0 });
+        return coordinator.ErrorCode == 0 && coordinator.NodeId == brokerId;
+    }
+
+    /// <summary>The groups seen that this broker coordinates, narrowed by the request's state and type filters as a broker does.</summary>
+    private async Task<ListGroupsResponse> ListGroupsAsync(ListGroupsRequest request, int brokerId)
+    {
+        var response = new ListGroupsResponse();
+        foreach (var (id, group) in _groups)
+        {
+            if (!await IsCoordinatorAsync(id, brokerId))
+            {
+                continue;
+            }
+            ListGroupsResponse.ListedGroup listed;
+            lock (group)
+            {
+                listed = new ListGroupsResponse.ListedGroup
+                {
+                    GroupId = id,
+                    ProtocolType = group.ProtocolType,
+                    GroupState = group.State,
+                    GroupType = group.Kip848 ? "consumer" : "classic",
+                };
+            }
+            if ((request.StatesFilter.Count == 0 || request.StatesFilter.Contains(listed.GroupState, StringComparer.OrdinalIgnoreCase))
+                && (request.TypesFilter.Count == 0 || request.TypesFilter.Contains(listed.GroupType, StringComparer.OrdinalIgnoreCase)))
+            {
+                response.Groups.Add(listed);
+            }
+        }
+        return response;
     }
 
     private DescribeGroupsResponse.DescribedGroup Describe(string id)

@@ -51,6 +51,9 @@ public sealed class MultiGroupRig : IAsyncLifetime
             logging.AddProvider(Logs);
         });
         await Proxy.StartAsync();
+        // The start may complete on an upstream control connection's read loop (answers continue synchronously
+        // there): leave it, or a test that blocks right away in a consumer loop holds that connection up.
+        await Task.Yield();
     }
 
     public async Task DisposeAsync()
@@ -98,9 +101,15 @@ public sealed class MultiGroupRig : IAsyncLifetime
     /// A classic consumer of <paramref name="topic"/> in <paramref name="group"/>, returned once it has its partitions
     /// and then polled in the background as an application would, so a rebalance never waits on the test.
     /// </summary>
-    public GroupMember JoinedConsumer(string group, string topic)
+    /// <param name="cluster">A cluster's front to join on directly, not through the proxy (a group the proxy's clients may not use).</param>
+    public GroupMember JoinedConsumer(string group, string topic, GroupApisFront? cluster = null)
     {
-        var consumer = new ConsumerBuilder<string, string>(ConsumerConfig(group)).Build();
+        var config = ConsumerConfig(group);
+        if (cluster is not null)
+        {
+            config.BootstrapServers = cluster.BootstrapServers;
+        }
+        var consumer = new ConsumerBuilder<string, string>(config).Build();
         consumer.Subscribe(topic);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(40);
         while (consumer.Assignment.Count == 0)
