@@ -129,6 +129,9 @@ public sealed class ProxyHost : IAsyncDisposable
         {
             State.AdvertisedPort = bound.Port;
         }
+        // The start may complete on an upstream control connection's read loop (upstream answers continue
+        // synchronously there): leave it, so a caller that blocks right after starting cannot hold that loop up.
+        await Task.Yield();
     }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);

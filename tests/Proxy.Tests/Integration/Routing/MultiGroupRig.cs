@@ -51,9 +51,6 @@ public sealed class MultiGroupRig : IAsyncLifetime
             logging.AddProvider(Logs);
         });
         await Proxy.StartAsync();
-        // The start may complete on an upstream control connection's read loop (answers continue synchronously
-        // there): leave it, or a test that blocks right away in a consumer loop holds that connection up.
-        await Task.Yield();
     }
 
     public async Task DisposeAsync()

@@ -317,11 +317,23 @@ public sealed class TopicAdminRequestTests(MultiGroupRig rig) : IClassFixture<Mu
             Assert.Equal(ErrorCode.TopicAuthorizationFailed, grown.Results.Single(r => r.Topic == orders).Error.Code);
 
             // DeleteRecords at the wire level: librdkafka looks up leaders in Metadata first, which already refuses orders.
-            var records = await own.ExchangeAsync<DeleteRecordsResponse>(ApiKey.DeleteRecords, 1, new DeleteRecordsRequest
+            // A topic created a moment ago may still be unknown to the proxy's view (UNKNOWN_TOPIC_OR_PARTITION, which
+            // clients retry): asked again as a client would.
+            DeleteRecordsResponse records;
+            var retryUntil = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+            while (true)
             {
-                TimeoutMs = 5000,
-                Topics = [.. new[] { orders, payments }.Select(t => new DeleteRecordsRequest.DeleteRecordsTopic { Name = t, Partitions = [new() { PartitionIndex = 0, Offset = 0 }] })],
-            });
+                records = await own.ExchangeAsync<DeleteRecordsResponse>(ApiKey.DeleteRecords, 1, new DeleteRecordsRequest
+                {
+                    TimeoutMs = 5000,
+                    Topics = [.. new[] { orders, payments }.Select(t => new DeleteRecordsRequest.DeleteRecordsTopic { Name = t, Partitions = [new() { PartitionIndex = 0, Offset = 0 }] })],
+                });
+                if (DateTime.UtcNow > retryUntil || !records.Topics.Any(t => t.Partitions.Any(p => p.ErrorCode == (short)WireError.UnknownTopicOrPartition)))
+                {
+                    break;
+                }
+                await Task.Delay(200);
+            }
             var recordErrors = records.Topics.ToDictionary(t => t.Name, t => (WireError)t.Partitions.Single().ErrorCode);
             Assert.Equal(WireError.TopicAuthorizationFailed, recordErrors[orders]);
             Assert.Equal(WireError.None, recordErrors[payments]);
