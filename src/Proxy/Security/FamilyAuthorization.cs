@@ -18,6 +18,7 @@ namespace Switchback.Proxy.Security;
 public sealed class FamilyAuthorization
 {
     private const sbyte TopicResource = 2;
+    private const sbyte GroupResource = 32;
     private const string NotAuthorized = "Not authorized.";
 
     private readonly FrozenDictionary<string, FrozenSet<string>> _allowed;
@@ -42,10 +43,11 @@ public sealed class FamilyAuthorization
         !_allowed.TryGetValue(family, out var principals) || principals.Contains(principal);
 
     /// <summary>
-    /// APIs the proxy relays without interpreting them (ElectLeaders, DescribeProducers, ...) name topics it cannot check,
-    /// so only a principal that every allow list admits may use them.
+    /// Whether every allow list admits the principal: the rule for what belongs to no one family, i.e. APIs the proxy
+    /// relays without interpreting them (ElectLeaders, DescribeProducers, ...: it cannot check what they name) and
+    /// config resources of brokers and the cluster.
     /// </summary>
-    public bool MayUseUninterpretedApis(string principal)
+    public bool AdmittedByEveryList(string principal)
     {
         foreach (var principals in _allowed.Values)
         {
@@ -172,15 +174,15 @@ public sealed class FamilyAuthorization
                     static (t, error) => new DeleteTopicsResponse.DeletableTopicResult { Name = t.Name, TopicId = t.TopicId, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
                     static (DeleteTopicsResponse r) => r.Responses);
             case ApiKey.DescribeConfigs:
-                return ByTopicAsync(context, next, static (DescribeConfigsRequest r) => r.Resources, static r => r.ResourceType == TopicResource ? r.ResourceName : null,
+                return ByConfigResourceAsync(context, next, static (DescribeConfigsRequest r) => r.Resources, static r => (r.ResourceType, r.ResourceName),
                     static (r, error) => new DescribeConfigsResponse.DescribeConfigsResult { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
                     static (DescribeConfigsResponse r) => r.Results);
             case ApiKey.AlterConfigs:
-                return ByTopicAsync(context, next, static (AlterConfigsRequest r) => r.Resources, static r => r.ResourceType == TopicResource ? r.ResourceName : null,
+                return ByConfigResourceAsync(context, next, static (AlterConfigsRequest r) => r.Resources, static r => (r.ResourceType, r.ResourceName),
                     static (r, error) => new AlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
                     static (AlterConfigsResponse r) => r.Responses);
             case ApiKey.IncrementalAlterConfigs:
-                return ByTopicAsync(context, next, static (IncrementalAlterConfigsRequest r) => r.Resources, static r => r.ResourceType == TopicResource ? r.ResourceName : null,
+                return ByConfigResourceAsync(context, next, static (IncrementalAlterConfigsRequest r) => r.Resources, static r => (r.ResourceType, r.ResourceName),
                     static (r, error) => new IncrementalAlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
                     static (IncrementalAlterConfigsResponse r) => r.Responses);
             default:
@@ -370,22 +372,48 @@ public sealed class FamilyAuthorization
         Partitions = [.. topic.Partitions.Select(p => new TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error })],
     };
 
+    /// <summary>Entries naming topics (null: the entry names none, and goes on); a denied family's answer TOPIC_AUTHORIZATION_FAILED.</summary>
+    private ValueTask<Task<PooledFrame>?> ByTopicAsync<TRequest, TEntry, TResponse, TAnswer>(RequestContext context,
+        Func<RequestContext, ValueTask<Task<PooledFrame>?>> next, Func<TRequest, List<TEntry>?> entriesOf, Func<TEntry, string?> topicOf,
+        Func<TEntry, ErrorCode, TAnswer> deny, Func<TResponse, List<TAnswer>> answersOf, Func<TRequest, bool>? answersNothing = null)
+        where TRequest : IKafkaMessage, new()
+        where TResponse : IKafkaMessage, new() =>
+        ByEntryAsync(context, next, entriesOf,
+            entry => topicOf(entry) is { } topic && !MayUseTopic(context, topic) ? ErrorCode.TopicAuthorizationFailed : ErrorCode.None,
+            deny, answersOf, answersNothing);
+
     /// <summary>
-    /// A request whose <paramref name="entriesOf"/> list names topics (null: the entry names none, and goes on):
-    /// entries of families the principal may not use are answered here, with <paramref name="deny"/>'s
-    /// TOPIC_AUTHORIZATION_FAILED, and the rest of the request goes on narrowed to the allowed entries. The answers
+    /// Config resources: a topic by its family (TOPIC_AUTHORIZATION_FAILED), a group by its family
+    /// (GROUP_AUTHORIZATION_FAILED), anything else (brokers, broker loggers, cluster defaults, client metrics) only for
+    /// a principal every allow list admits (CLUSTER_AUTHORIZATION_FAILED), as those are not any one family's.
+    /// </summary>
+    private ValueTask<Task<PooledFrame>?> ByConfigResourceAsync<TRequest, TEntry, TResponse, TAnswer>(RequestContext context,
+        Func<RequestContext, ValueTask<Task<PooledFrame>?>> next, Func<TRequest, List<TEntry>?> entriesOf, Func<TEntry, (sbyte Type, string Name)> resourceOf,
+        Func<TEntry, ErrorCode, TAnswer> deny, Func<TResponse, List<TAnswer>> answersOf)
+        where TRequest : IKafkaMessage, new()
+        where TResponse : IKafkaMessage, new() =>
+        ByEntryAsync(context, next, entriesOf, entry => resourceOf(entry) switch
+        {
+            (TopicResource, var topic) => MayUseTopic(context, topic) ? ErrorCode.None : ErrorCode.TopicAuthorizationFailed,
+            (GroupResource, var group) => MayUseGroup(context, group) ? ErrorCode.None : ErrorCode.GroupAuthorizationFailed,
+            _ => AdmittedByEveryList(context.Session.Principal) ? ErrorCode.None : ErrorCode.ClusterAuthorizationFailed,
+        }, deny, answersOf);
+
+    /// <summary>
+    /// A request whose <paramref name="entriesOf"/> list names topics, groups or other resources: entries
+    /// <paramref name="refusal"/> refuses (an error other than NONE) are answered here with <paramref name="deny"/>'s
+    /// answer carrying that error, and the rest of the request goes on narrowed to the allowed entries. The answers
     /// are merged into one response (entries are matched by name, as brokers answer them).
     /// </summary>
-    private async ValueTask<Task<PooledFrame>?> ByTopicAsync<TRequest, TEntry, TResponse, TAnswer>(RequestContext context,
-        Func<RequestContext, ValueTask<Task<PooledFrame>?>> next, Func<TRequest, List<TEntry>?> entriesOf, Func<TEntry, string?> topicOf,
+    private async ValueTask<Task<PooledFrame>?> ByEntryAsync<TRequest, TEntry, TResponse, TAnswer>(RequestContext context,
+        Func<RequestContext, ValueTask<Task<PooledFrame>?>> next, Func<TRequest, List<TEntry>?> entriesOf, Func<TEntry, ErrorCode> refusal,
         Func<TEntry, ErrorCode, TAnswer> deny, Func<TResponse, List<TAnswer>> answersOf, Func<TRequest, bool>? answersNothing = null)
         where TRequest : IKafkaMessage, new()
         where TResponse : IKafkaMessage, new()
     {
         var request = context.Decode<TRequest>();
         var entries = entriesOf(request);
-        var principal = context.Session.Principal;
-        bool Denied(TEntry entry) => topicOf(entry) is { } topic && !MayUseFamily(principal, context.Routes.ForTopic(topic).Family);
+        bool Denied(TEntry entry) => refusal(entry) != ErrorCode.None;
         if (entries is null || !entries.Exists(Denied))
         {
             return await next(context).ConfigureAwait(false);
@@ -393,9 +421,9 @@ public sealed class FamilyAuthorization
         var denied = new List<TAnswer>();
         foreach (var entry in entries)
         {
-            if (Denied(entry))
+            if (refusal(entry) is var error && error != ErrorCode.None)
             {
-                denied.Add(deny(entry, ErrorCode.TopicAuthorizationFailed));
+                denied.Add(deny(entry, error));
             }
         }
         entries.RemoveAll(Denied);

@@ -86,7 +86,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         }
         if (offered is null)
         {
-            if (state.Authorization is { } allowLists && !allowLists.MayUseUninterpretedApis(session.Principal))
+            if (state.Authorization is { } allowLists && !allowLists.AdmittedByEveryList(session.Principal))
             {
                 frame.Dispose();
                 throw new KafkaProtocolException($"{apiKey} is relayed uninterpreted, so allow lists cannot check what it names; only a principal every allow list admits may use it.");

@@ -64,6 +64,37 @@ public sealed class AllowListAdminRequestTests(OrdersForAliceRig fixture) : ICla
     }
 
     [Fact]
+    public async Task ConfigChanges_ForBrokersAndTheDeniedFamilysGroups_AreRefused_ToAPrincipalSomeListExcludes()
+    {
+        // Broker and cluster configs belong to no one family, so only a principal every allow list admits may change
+        // them (CLUSTER_AUTHORIZATION_FAILED otherwise, as a broker's authorizer answers); a group's config follows
+        // its family. The front answers IncrementalAlterConfigs as a test-only stand-in: the mock lacks it.
+        using var admin = _rig.AdminClient();
+        var broker = admin.GetMetadata(AdminTimeout).Brokers.Select(b => b.BrokerId).Order().First();
+        var payments = _rig.NewTopic("payments");
+        const string Config = "log.cleaner.backoff.ms"; // no other test here alters it
+        IncrementalAlterConfigsRequest.AlterConfigsResource Resource(sbyte type, string name) => new()
+        {
+            ResourceType = type,
+            ResourceName = name,
+            Configs = [new IncrementalAlterConfigsRequest.AlterableConfig { Name = Config, Value = "1000", ConfigOperation = 0 }],
+        };
+        var ordersGroup = ProxyFixture.NewGroup("orders");
+
+        var response = await _rig.ExchangeAsync<IncrementalAlterConfigsResponse>(ApiKey.IncrementalAlterConfigs, 1, new IncrementalAlterConfigsRequest
+        {
+            Resources = [Resource(4, broker.ToString(System.Globalization.CultureInfo.InvariantCulture)), Resource(32, ordersGroup), Resource(2, payments)],
+        });
+
+        var errors = response.Responses.ToDictionary(r => r.ResourceName, r => (WireError)r.ErrorCode);
+        Assert.Equal(WireError.ClusterAuthorizationFailed, errors[broker.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        Assert.Equal(WireError.GroupAuthorizationFailed, errors[ordersGroup]);
+        Assert.Equal(WireError.None, errors[payments]);
+        // Only the payments topic's change reached a cluster.
+        Assert.Equal([payments], _rig.SourceFront.ConfigAlterations.Concat(_rig.TargetFront.ConfigAlterations).Where(a => a.Config == Config).Select(a => a.Resource));
+    }
+
+    [Fact]
     public async Task ListGroups_LeavesOutTheDeniedFamilysGroup_ListsTheOthers()
     {
         // The front answers ListGroups as a test-only stand-in: the mock lacks the API. The orders group is joined on
