@@ -123,7 +123,10 @@ public sealed class TransactionSwitchTests(ITestOutputHelper output)
         await using var again = await ConnectAsync(rig);
         var ended = await WireExchange.ExchangeAsync<EndTxnResponse>(again, ApiKey.EndTxn, 1, new EndTxnRequest
         {
-            TransactionalId = transactionalId, ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch, Committed = true,
+            TransactionalId = transactionalId,
+            ProducerId = init.ProducerId,
+            ProducerEpoch = init.ProducerEpoch,
+            Committed = true,
         }, "returning-producer", TimeSpan.FromSeconds(20));
         Assert.Equal(0, ended.ErrorCode);
 
