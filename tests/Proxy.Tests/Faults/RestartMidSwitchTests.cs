@@ -129,8 +129,23 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
                         && deliveries.Skip(firstAfterRestart).Take(10).All(d => d.IsCompletedSuccessfully);
                 }
             }, TimeSpan.FromSeconds(30), "the restarted proxy acknowledged no writes");
+            // Kill it once target has taken a write it has not answered yet (it answers 2 s late): the producer must
+            // retry that write through the next proxy, which a broker then refuses as a duplicate. A fixed wait is
+            // not enough on a loaded machine, where the producer may send nothing for a while.
+            fixture.Target.ClearTrackedRequests();
+            fixture.Target.StartRequestTracking();
             SetRtt(fixture.Target, 2000);
-            await Task.Delay(500);
+            try
+            {
+                await WaitUntilAsync(() => fixture.Target.GetTrackedRequests().Any(r => r.ApiKey == (short)Switchback.Protocol.ApiKey.Produce),
+                    TimeSpan.FromSeconds(20), "target received no write after it slowed down");
+            }
+            finally
+            {
+                fixture.Target.StopRequestTracking();
+                fixture.Target.ClearTrackedRequests();
+            }
+            await Task.Delay(200);
             await restarted.StopAsync(new CancellationToken(canceled: true));
             await restarted.DisposeAsync();
             restarted = null;
