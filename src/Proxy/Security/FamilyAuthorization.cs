@@ -113,9 +113,7 @@ public sealed class FamilyAuthorization
             case ApiKey.AddOffsetsToTxn:
                 {
                     var request = context.Decode<AddOffsetsToTxnRequest>();
-                    var error = !MayUseTransactionalId(context, request.TransactionalId) ? ErrorCode.TransactionalIdAuthorizationFailed
-                        : !MayUseGroup(context, request.GroupId) ? ErrorCode.GroupAuthorizationFailed
-                        : ErrorCode.None;
+                    var error = TransactionOffsetsRefusal(context, request.TransactionalId, request.GroupId);
                     return error == ErrorCode.None ? next(context) : Answer(context, new AddOffsetsToTxnResponse { ErrorCode = (short)error });
                 }
             case ApiKey.AddPartitionsToTxn:
@@ -123,9 +121,7 @@ public sealed class FamilyAuthorization
             case ApiKey.TxnOffsetCommit:
                 {
                     var request = context.Decode<TxnOffsetCommitRequest>();
-                    var error = !MayUseTransactionalId(context, request.TransactionalId) ? ErrorCode.TransactionalIdAuthorizationFailed
-                        : !MayUseGroup(context, request.GroupId) ? ErrorCode.GroupAuthorizationFailed
-                        : ErrorCode.None;
+                    var error = TransactionOffsetsRefusal(context, request.TransactionalId, request.GroupId);
                     if (error != ErrorCode.None)
                     {
                         return Answer(context, new TxnOffsetCommitResponse { Topics = [.. request.Topics.Select(t => TxnOffsetCommitDenied(t, error))] });
@@ -365,6 +361,12 @@ public sealed class FamilyAuthorization
         }
         return Answer(context, response);
     }
+
+    /// <summary>Offsets committed in a transaction: the transactional id is checked first, then the group, as a broker does.</summary>
+    private ErrorCode TransactionOffsetsRefusal(RequestContext context, string transactionalId, string group) =>
+        !MayUseTransactionalId(context, transactionalId) ? ErrorCode.TransactionalIdAuthorizationFailed
+        : !MayUseGroup(context, group) ? ErrorCode.GroupAuthorizationFailed
+        : ErrorCode.None;
 
     private static TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic TxnOffsetCommitDenied(TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic topic, ErrorCode error) => new()
     {

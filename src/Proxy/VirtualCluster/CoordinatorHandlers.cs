@@ -172,7 +172,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 lane?.Exit();
                 return response;
             }
-            return CompleteAsync(response, lane, endsTransaction is null ? null : state.Traffic.For(routes.ForTransactionalId(endsTransaction).Family), endsTransaction);
+            return CompleteAsync(response, lane, endsTransaction);
         }
         catch
         {
@@ -249,7 +249,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
         }
     }
 
-    private async Task<PooledFrame> CompleteAsync(Task<PooledFrame> response, Switching.FamilyTraffic.Lane? lane, Switching.FamilyTraffic? transactionFamily, string? transactionalId)
+    private async Task<PooledFrame> CompleteAsync(Task<PooledFrame> response, Switching.FamilyTraffic.Lane? lane, string? endsTransaction)
     {
         try
         {
@@ -258,12 +258,18 @@ public sealed class CoordinatorHandlers(ProxyState state)
         finally
         {
             lane?.Exit();
-            if (transactionFamily is not null && transactionalId is not null)
+            if (endsTransaction is not null)
             {
-                transactionFamily.TransactionEnded(transactionalId);
-                state.Transactions.Ended(transactionalId);
+                EndTransaction(endsTransaction);
             }
         }
+    }
+
+    /// <summary>The id's transaction ended (EndTxn answered, or the id initialised again, which aborts it): in memory and on disk.</summary>
+    private void EndTransaction(string transactionalId)
+    {
+        state.Traffic.For(state.Routes.Current.ForTransactionalId(transactionalId).Family).TransactionEnded(transactionalId);
+        state.Transactions.Ended(transactionalId);
     }
 
     /// <summary>
@@ -328,8 +334,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
         if (decoded.ErrorCode == 0)
         {
             // Initialising an id aborts whatever transaction it had open: a switch need not wait for that one.
-            state.Traffic.For(state.Routes.Current.ForTransactionalId(transactionalId).Family).TransactionEnded(transactionalId);
-            state.Transactions.Ended(transactionalId);
+            EndTransaction(transactionalId);
             try
             {
                 // On disk before the client learns its producer id, so a restarted proxy knows where it was issued.
