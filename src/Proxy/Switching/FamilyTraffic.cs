@@ -3,8 +3,9 @@ using System.Collections.Concurrent;
 namespace Switchback.Proxy.Switching;
 
 /// <summary>
-/// The traffic of one family that a switch must coordinate with: produce requests in flight to the write cluster,
-/// open transactions, and offset commits in flight to the read cluster. A switch <em>holds</em> new requests (they
+/// The traffic of one family that a switch must coordinate with: produce requests (and transaction starts) in flight
+/// to the write cluster, and offset commits in flight to the read cluster (open transactions are
+/// <see cref="TransactionalProducers"/>'s). A switch <em>holds</em> new requests (they
 /// wait, bounded, at the gate), <em>drains</em> those already in flight, flips the route, then releases the held
 /// requests, which route with the new table. Requests count themselves in before looking at the gate, so none
 /// can slip past a closing gate uncounted.
@@ -13,18 +14,6 @@ public sealed class FamilyTraffic(string family)
 {
     private readonly Lane _writes = new();
     private readonly Lane _commits = new();
-    // Open transactions, each with the time (Environment.TickCount64) after which it counts as abandoned.
-    private readonly ConcurrentDictionary<string, long> _openTransactions = new(StringComparer.Ordinal);
-
-    /// <summary>
-    /// A broker aborts a transaction its producer abandoned once the transaction timeout has passed since it began,
-    /// checking every 10 s by default (<c>transaction.abort.timed.out.transaction.cleanup.interval.ms</c>); after
-    /// that it can no longer commit where it began, so a switch need not wait for it.
-    /// </summary>
-    internal static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(10);
-
-    /// <summary>The timeout assumed when the producer's own is unknown: the broker's default maximum (15 min).</summary>
-    internal static readonly TimeSpan UnknownTransactionTimeout = TimeSpan.FromMinutes(15);
 
     public string Family { get; } = family;
 
@@ -34,29 +23,10 @@ public sealed class FamilyTraffic(string family)
     /// <summary>Offset commits of the family's groups.</summary>
     public Lane Commits => _commits;
 
-    private readonly ConcurrentDictionary<string, byte> _groups = new(StringComparer.Ordinal);
+    /// <summary>The lane a transaction enters when it begins to use the family that way.</summary>
+    public Lane For(TransactionUse use) => use == TransactionUse.Writes ? _writes : _commits;
 
-    /// <summary>Transactions of the family begun and neither ended, re-initialised nor abandoned past their timeout.</summary>
-    public int OpenTransactions
-    {
-        get
-        {
-            var now = Environment.TickCount64;
-            var open = 0;
-            foreach (var (transactionalId, abandonedAt) in _openTransactions)
-            {
-                if (abandonedAt > now)
-                {
-                    open++;
-                }
-                else
-                {
-                    _openTransactions.TryRemove(new KeyValuePair<string, long>(transactionalId, abandonedAt));
-                }
-            }
-            return open;
-        }
-    }
+    private readonly ConcurrentDictionary<string, byte> _groups = new(StringComparer.Ordinal);
 
     /// <summary>Remembers a consumer group seen through the proxy, so a read switch knows whose offsets to carry over.</summary>
     public void GroupSeen(string group)
@@ -68,15 +38,6 @@ public sealed class FamilyTraffic(string family)
     }
 
     public IReadOnlyCollection<string> GroupsOf() => [.. _groups.Keys];
-    public bool IsTransactionOpen(string transactionalId) =>
-        _openTransactions.TryGetValue(transactionalId, out var abandonedAt) && abandonedAt > Environment.TickCount64;
-
-    /// <summary>A transaction began (its first AddPartitionsToTxn or AddOffsetsToTxn); <paramref name="timeout"/> is the producer's, when known.</summary>
-    public void TransactionStarted(string transactionalId, TimeSpan? timeout) =>
-        _openTransactions[transactionalId] = Environment.TickCount64 + (long)((timeout ?? UnknownTransactionTimeout) + AbortGrace).TotalMilliseconds;
-
-    /// <summary>The transaction ended: EndTxn answered, or the id was (re)initialised, which aborts any transaction it had open.</summary>
-    public void TransactionEnded(string transactionalId) => _openTransactions.TryRemove(transactionalId, out _);
 
     /// <summary>A gate with an in-flight count.</summary>
     public sealed class Lane
@@ -164,4 +125,7 @@ public sealed class TrafficRegistry(IEnumerable<string> families)
     public FamilyTraffic For(string family) => _families.TryGetValue(family, out var traffic)
         ? traffic
         : throw new KeyNotFoundException($"Unknown family '{family}'.");
+
+    /// <summary>The family's traffic, or null for a family not configured (e.g. named in an older state file).</summary>
+    public FamilyTraffic? Find(string family) => _families.GetValueOrDefault(family);
 }

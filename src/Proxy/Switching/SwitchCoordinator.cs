@@ -115,18 +115,17 @@ public sealed partial class SwitchCoordinator : IDisposable
 
             using var deadline = new CancellationTokenSource(request.Timeout);
             var pause = Stopwatch.StartNew();
+            TransactionUse[] transactionUses = [.. writeMoves ? [TransactionUse.Writes] : Array.Empty<TransactionUse>(), .. readMoves ? [TransactionUse.Offsets] : Array.Empty<TransactionUse>()];
             Task writesDrained = writeMoves ? traffic.Writes.Hold() : Task.CompletedTask;
             Task commitsDrained = readMoves ? traffic.Commits.Hold() : Task.CompletedTask;
             var copied = new List<object>();
             try
             {
                 await writesDrained.WaitAsync(deadline.Token).ConfigureAwait(false);
-                while (writeMoves && traffic.OpenTransactions > 0)
-                {
-                    // Open transactions finish on the cluster they began on; new ones wait at the gate.
-                    await Task.Delay(5, deadline.Token).ConfigureAwait(false);
-                }
                 await commitsDrained.WaitAsync(deadline.Token).ConfigureAwait(false);
+                // Open transactions that write the family (or commit its groups' offsets) finish on the cluster they
+                // began on; new ones wait at the gates.
+                await _state.Transactions.DrainedAsync(request.Family, transactionUses, deadline.Token).ConfigureAwait(false);
                 if (readMoves)
                 {
                     copied = await CopyGroupOffsetsAsync(request.Family, groups, current.Route.Read, target.Read, deadline.Token).ConfigureAwait(false);
@@ -157,7 +156,7 @@ public sealed partial class SwitchCoordinator : IDisposable
                 traffic.Writes.Release();
                 traffic.Commits.Release();
                 var why = e is OperationCanceledException or TimeoutException
-                    ? $"did not complete within {request.Timeout.TotalMilliseconds:0} ms (in flight: {traffic.Writes.InFlight} produce, {traffic.Commits.InFlight} commit; open transactions: {traffic.OpenTransactions})"
+                    ? $"did not complete within {request.Timeout.TotalMilliseconds:0} ms (in flight: {traffic.Writes.InFlight} produce, {traffic.Commits.InFlight} commit; open transactions: {_state.Transactions.OpenIn(request.Family, transactionUses)})"
                     : e.Message;
                 _metrics.SwitchFailed(request.Family, action);
                 await AuditAsync(action, current, target, request, "failed", pause.Elapsed.TotalMilliseconds, why).ConfigureAwait(false);

@@ -18,6 +18,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
 
     private readonly GroupBatchRouter _groupBatches = new(state);
     private readonly TopicAdminRouter _topicAdmin = new(state);
+    private readonly TransactionPlacement _transactions = new(state);
 
     public async ValueTask<Task<PooledFrame>?> RouteAsync(RequestContext context)
     {
@@ -68,8 +69,8 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 break;
             case ApiKey.TxnOffsetCommit:
                 var txnCommit = context.Decode<TxnOffsetCommitRequest>();
-                // The offsets belong to the transaction, so they go where its records go.
-                target = (routes.ForTransactionalId(txnCommit.TransactionalId).Route.Write, GroupKey, txnCommit.GroupId);
+                // The offsets belong to the transaction, so they go to the group's coordinator where its records go.
+                target = (state.Transactions.ClusterOf(txnCommit.TransactionalId) ?? routes.ForGroup(txnCommit.GroupId).Route.Read, GroupKey, txnCommit.GroupId);
                 break;
             case ApiKey.InitProducerId:
                 target = Transaction(routes, context.Decode<InitProducerIdRequest>().TransactionalId);
@@ -91,6 +92,9 @@ public sealed class CoordinatorHandlers(ProxyState state)
 
         Switching.FamilyTraffic.Lane? lane = null;
         string? endsTransaction = null;
+        string? transactionalId = target.KeyType == TransactionKey ? target.Key
+            : context.ApiKey == ApiKey.TxnOffsetCommit ? context.Decode<TxnOffsetCommitRequest>().TransactionalId
+            : null;
         if (target.Key is { } routedKey)
         {
             if (target.KeyType == GroupKey && context.ApiKey != ApiKey.TxnOffsetCommit)
@@ -107,23 +111,14 @@ public sealed class CoordinatorHandlers(ProxyState state)
             }
             else if (target.KeyType == TransactionKey)
             {
-                var traffic = state.Traffic.For(routes.ForTransactionalId(routedKey).Family);
-                if (context.ApiKey is ApiKey.AddPartitionsToTxn or ApiKey.AddOffsetsToTxn && !traffic.IsTransactionOpen(routedKey))
+                if (context.ApiKey == ApiKey.AddOffsetsToTxn || (context.ApiKey == ApiKey.AddPartitionsToTxn && context.Version < 4))
                 {
-                    // A new transaction may not begin while the family's writes are switching.
-                    await traffic.Writes.EnterAsync(timeout, context.Session.Closed).ConfigureAwait(false);
-                    try
+                    // The transaction begins, or reaches more families: it runs on one cluster, where its records go.
+                    if (await _transactions.JoinAsync(context, routedKey, timeout).ConfigureAwait(false) is { } refused)
                     {
-                        var transactionTimeout = state.Transactions.TransactionTimeoutOf(routedKey);
-                        traffic.TransactionStarted(routedKey, transactionTimeout);
-                        // Inside the lane: a switch that holds it next finds the transaction open, on disk too.
-                        await state.Transactions.BegunAsync(routedKey, transactionTimeout, context.Session.Closed).ConfigureAwait(false);
+                        return Task.FromResult(refused);
                     }
-                    finally
-                    {
-                        traffic.Writes.Exit();
-                    }
-                    target = Transaction(state.Routes.Current, routedKey);
+                    target = (state.Transactions.ClusterOf(routedKey)!, TransactionKey, routedKey);
                 }
                 else if (context.ApiKey == ApiKey.EndTxn)
                 {
@@ -136,14 +131,14 @@ public sealed class CoordinatorHandlers(ProxyState state)
             Task<PooledFrame>? response;
             try
             {
-                using var mapped = target.KeyType == TransactionKey && target.Key is { } transactionalId
-                    ? await MapTransactionalAsync(context, transactionalId).ConfigureAwait(false)
+                using var mapped = transactionalId is not null
+                    ? await MapTransactionalAsync(context, transactionalId, target.Cluster).ConfigureAwait(false)
                     : null;
                 response = await ForwardAsync(context, target, timeout, mapped?.Memory ?? context.Frame.Memory).ConfigureAwait(false);
                 if (response is not null && context.ApiKey == ApiKey.InitProducerId && target.Key is { } initialized)
                 {
                     var initRequest = context.Decode<InitProducerIdRequest>();
-                    response = RecordInitializedAsync(context, response, initialized, initRequest.TransactionTimeoutMs);
+                    response = RecordInitializedAsync(context, response, initialized, target.Cluster, initRequest.TransactionTimeoutMs);
                 }
                 if (response is not null && ErrorResponses.WithoutRequest(context.ApiKey, ErrorCode.CoordinatorNotAvailable) is not null)
                 {
@@ -266,24 +261,19 @@ public sealed class CoordinatorHandlers(ProxyState state)
     }
 
     /// <summary>The id's transaction ended (EndTxn answered, or the id initialised again, which aborts it): in memory and on disk.</summary>
-    private void EndTransaction(string transactionalId)
-    {
-        state.Traffic.For(state.Routes.Current.ForTransactionalId(transactionalId).Family).TransactionEnded(transactionalId);
-        state.Transactions.Ended(transactionalId);
-    }
+    private void EndTransaction(string transactionalId) => state.Transactions.Ended(transactionalId);
 
     /// <summary>
-    /// After a write switch, a transactional id's requests carry the producer id its client got from the old cluster;
-    /// re-encode them with the id the proxy initialised on the new one (see <see cref="Switching.TransactionalProducers"/>).
-    /// Null when no mapping applies and the client's bytes go as they are.
+    /// When a transaction runs on another cluster than the one its client initialised the id on, its requests carry the
+    /// client's producer id; re-encode them with the id the proxy initialised there (see
+    /// <see cref="Switching.TransactionalProducers"/>). Null when no mapping applies and the client's bytes go as they are.
     /// </summary>
-    private async ValueTask<PooledFrame?> MapTransactionalAsync(RequestContext context, string transactionalId)
+    private async ValueTask<PooledFrame?> MapTransactionalAsync(RequestContext context, string transactionalId, string cluster)
     {
-        var route = state.Routes.Current.ForTransactionalId(transactionalId);
         var starts = context.ApiKey is ApiKey.AddPartitionsToTxn or ApiKey.AddOffsetsToTxn;
         if (context.ApiKey is not (ApiKey.AddPartitionsToTxn or ApiKey.AddOffsetsToTxn or ApiKey.EndTxn or ApiKey.TxnOffsetCommit)
             || (context.ApiKey == ApiKey.AddPartitionsToTxn && context.Version >= 4)
-            || await state.Transactions.MappingForAsync(transactionalId, route, starts, context.Session.Closed).ConfigureAwait(false) is not { } mapping)
+            || await state.Transactions.MappingForAsync(transactionalId, cluster, starts, context.Session.Closed).ConfigureAwait(false) is not { } mapping)
         {
             return null;
         }
@@ -318,8 +308,8 @@ public sealed class CoordinatorHandlers(ProxyState state)
         return FrameCodec.EncodeRequest(context.ApiKey, context.Version, context.CorrelationId, context.Header.ClientId, rewritten);
     }
 
-    /// <summary>A client initialised a transactional id: its producer id is the current write cluster's own from now on.</summary>
-    private async Task<PooledFrame> RecordInitializedAsync(RequestContext context, Task<PooledFrame> response, string transactionalId, int transactionTimeoutMs)
+    /// <summary>A client initialised a transactional id on a cluster: its producer id is that cluster's own from now on.</summary>
+    private async Task<PooledFrame> RecordInitializedAsync(RequestContext context, Task<PooledFrame> response, string transactionalId, string cluster, int transactionTimeoutMs)
     {
         var frame = await response.ConfigureAwait(false);
         InitProducerIdResponse decoded;
@@ -338,8 +328,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
             try
             {
                 // On disk before the client learns its producer id, so a restarted proxy knows where it was issued.
-                await state.Transactions.InitializedAsync(transactionalId, state.Routes.Current.ForTransactionalId(transactionalId), transactionTimeoutMs,
-                    context.Session.Closed).ConfigureAwait(false);
+                await state.Transactions.InitializedAsync(transactionalId, cluster, transactionTimeoutMs, context.Session.Closed).ConfigureAwait(false);
             }
             catch
             {
@@ -414,7 +403,12 @@ public sealed class CoordinatorHandlers(ProxyState state)
     private static (string, sbyte, string?) Group(RouteTable routes, string? group) =>
         group is null ? (routes.Default.Route.Read, GroupKey, null) : (routes.ForGroup(group).Route.Read, GroupKey, group);
 
-    private static (string, sbyte, string?) Transaction(RouteTable routes, string? transactionalId) =>
+    /// <summary>
+    /// A transactional id's requests go to its open transaction's cluster, else to where its transactions last ran, else
+    /// (an id the proxy has not seen) to its family's write cluster. Initialising the id there fences whatever its last
+    /// incarnation left open.
+    /// </summary>
+    private (string, sbyte, string?) Transaction(RouteTable routes, string? transactionalId) =>
         transactionalId is null ? (routes.Default.Route.Write, TransactionKey, null)
-            : (routes.ForTransactionalId(transactionalId).Route.Write, TransactionKey, transactionalId);
+            : (state.Transactions.ClusterOf(transactionalId) ?? routes.ForTransactionalId(transactionalId).Route.Write, TransactionKey, transactionalId);
 }

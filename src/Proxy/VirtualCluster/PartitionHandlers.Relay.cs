@@ -44,7 +44,7 @@ public sealed partial class PartitionHandlers
         var traffic = state.Traffic.For(family);
         var lane = traffic.Writes;
         // Records of an open transaction finish where it began; the switch waits for the transaction instead.
-        var bypass = transactionalId is not null && traffic.IsTransactionOpen(transactionalId);
+        var bypass = transactionalId is not null && state.Transactions.IsOpenIn(transactionalId, family);
         try
         {
             await lane.EnterAsync(Timeout, context.Session.Closed, bypass).ConfigureAwait(false);
@@ -63,8 +63,8 @@ public sealed partial class PartitionHandlers
             var routes = state.Routes.Current;
             route = family == FamilyRoute.DefaultFamilyName ? routes.Default : routes.Find(family);
             if (route is not null && transactionalId is not null
-                && await state.Transactions.MappingForAsync(transactionalId, routes.ForTransactionalId(transactionalId), mayCreate: false,
-                    context.Session.Closed).ConfigureAwait(false) is { } found && found.Cluster == route.Route.Write)
+                && await state.Transactions.MappingForAsync(transactionalId, route.Route.Write, mayCreate: false,
+                    context.Session.Closed).ConfigureAwait(false) is { } found)
             {
                 mapping = found;
             }

@@ -80,13 +80,14 @@ public sealed partial class PartitionHandlers(ProxyState state)
         {
             foreach (var topic in request.TopicData)
             {
-                var traffic = state.Traffic.For(context.Routes.ForTopic(topic.Name).Family);
+                var family = context.Routes.ForTopic(topic.Name).Family;
+                var traffic = state.Traffic.For(family);
                 if (lanes.Contains(traffic.Writes))
                 {
                     continue;
                 }
                 // Records of an open transaction finish where it began; the switch waits for the transaction instead.
-                var bypass = request.TransactionalId is { } id && traffic.IsTransactionOpen(id);
+                var bypass = request.TransactionalId is { } id && state.Transactions.IsOpenIn(id, family);
                 await traffic.Writes.EnterAsync(Timeout, context.Session.Closed, bypass).ConfigureAwait(false);
                 lanes.Add(traffic.Writes);
             }
@@ -151,8 +152,8 @@ public sealed partial class PartitionHandlers(ProxyState state)
                     {
                         await state.Producers.MapAsync(family, topic.Name, partition.Index, records, context.Session.Closed).ConfigureAwait(false);
                     }
-                    else if (await state.Transactions.MappingForAsync(request.TransactionalId, routes.ForTransactionalId(request.TransactionalId),
-                        mayCreate: false, context.Session.Closed).ConfigureAwait(false) is { } mapping && mapping.Cluster == cluster)
+                    else if (await state.Transactions.MappingForAsync(request.TransactionalId, cluster, mayCreate: false, context.Session.Closed)
+                        .ConfigureAwait(false) is { } mapping)
                     {
                         await state.Transactions.RewriteAsync(mapping, topic.Name, partition.Index, records, context.Session.Closed).ConfigureAwait(false);
                     }

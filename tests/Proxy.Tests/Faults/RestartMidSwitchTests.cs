@@ -27,7 +27,7 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
     /// <summary>Fixed ports and a state directory, so a proxy started again takes over where the last one stopped.</summary>
     private static Dictionary<string, string?> RestartableProxy(string stateDirectory)
     {
-        var port = FreePortRange(MaxBrokers + 1);
+        var port = FreePorts.Range(MaxBrokers + 1);
         return new Dictionary<string, string?>
         {
             ["Switchback:Listener:Bind"] = $"127.0.0.1:{port}",
@@ -355,34 +355,5 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
         {
             cluster.SetBrokerRtt(broker, rttMs);
         }
-    }
-
-    /// <summary>A port with <paramref name="count"/> free ports from it upwards, so a restarted proxy can bind the same ones.</summary>
-    private static int FreePortRange(int count)
-    {
-        var random = new Random();
-        for (var attempt = 0; attempt < 100; attempt++)
-        {
-            var start = random.Next(20_000, 60_000);
-            var sockets = new List<Socket>();
-            try
-            {
-                for (var p = start; p < start + count; p++)
-                {
-                    var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                    sockets.Add(socket);
-                    socket.Bind(new IPEndPoint(IPAddress.Loopback, p));
-                }
-                return start;
-            }
-            catch (SocketException)
-            {
-            }
-            finally
-            {
-                sockets.ForEach(s => s.Dispose());
-            }
-        }
-        throw new InvalidOperationException("No free port range found.");
     }
 }

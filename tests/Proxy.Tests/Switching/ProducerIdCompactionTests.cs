@@ -61,43 +61,36 @@ public sealed class ProducerIdCompactionTests
     {
         var entries = new TransactionalIdEntry[]
         {
-            new TransactionOriginEntry("orders-a", "source", 0, 60_000),
-            new TransactionOriginEntry("orders-b", "source", 0, 60_000),
-            new TransactionMappingEntry("orders-a", "target", 1, 700, 0),       // a mapping of an earlier target route
-            new TransactionSequenceBaseEntry("orders-a", "target", 1, "orders.events", 0, 12),
-            new TransactionMappingEntry("orders-a", "target", 3, 800, 1),       // the mapping in force
-            new TransactionSequenceBaseEntry("orders-a", "target", 3, "orders.events", 0, 20),
-            new TransactionSequenceBaseEntry("orders-a", "target", 1, "orders.events", 1, 99), // belongs to the old mapping
-            new TransactionSequenceBaseEntry("orders-a", "target", 3, "orders.events", 2, 4),
-            new TransactionMappingEntry("orders-b", "target", 3, 900, 0),
-            new TransactionOriginEntry("orders-b", "target", 3, 30_000),        // b re-initialised on target: unmapped
+            new TransactionOriginEntry("orders-a", "source", 60_000),
+            new TransactionOriginEntry("orders-b", "source", 60_000),
+            new TransactionMappingEntry("orders-a", "target", 700, 0),        // a mapping of an earlier stint on target
+            new TransactionSequenceBaseEntry("orders-a", 700, 0, "orders.events", 0, 12),
+            new TransactionMappingEntry("orders-a", "source", 800, 1),        // the current stint: back on source
+            new TransactionSequenceBaseEntry("orders-a", 800, 1, "orders.events", 0, 20),
+            new TransactionSequenceBaseEntry("orders-a", 700, 0, "orders.events", 1, 99), // belongs to the old mapping
+            new TransactionSequenceBaseEntry("orders-a", 800, 1, "orders.events", 2, 4),
+            new TransactionMappingEntry("orders-b", "target", 900, 0),
+            new TransactionOriginEntry("orders-b", "target", 30_000),         // b re-initialised on target: unmapped
         };
 
-        var kept = TransactionalProducers.Compact(entries, OnTarget, maxTracked: 10);
+        var kept = TransactionalProducers.Compact(entries, maxTracked: 10, DateTimeOffset.UtcNow);
 
         Assert.Equal(new TransactionalIdEntry[]
         {
-            new TransactionOriginEntry("orders-a", "source", 0, 60_000),
-            new TransactionMappingEntry("orders-a", "target", 3, 800, 1),
-            new TransactionSequenceBaseEntry("orders-a", "target", 3, "orders.events", 0, 20),
-            new TransactionSequenceBaseEntry("orders-a", "target", 3, "orders.events", 2, 4),
-            new TransactionOriginEntry("orders-b", "target", 3, 30_000),
+            new TransactionOriginEntry("orders-a", "source", 60_000),
+            new TransactionMappingEntry("orders-a", "source", 800, 1),
+            new TransactionSequenceBaseEntry("orders-a", 800, 1, "orders.events", 0, 20),
+            new TransactionSequenceBaseEntry("orders-a", 800, 1, "orders.events", 2, 4),
+            new TransactionOriginEntry("orders-b", "target", 30_000),
         }, kept);
-
-        // On the initial route no mapping is in force, but every origin is still needed for the next switch.
-        Assert.Equal(new TransactionalIdEntry[]
-        {
-            new TransactionOriginEntry("orders-a", "source", 0, 60_000),
-            new TransactionOriginEntry("orders-b", "target", 3, 30_000),
-        }, TransactionalProducers.Compact(entries, Initial, maxTracked: 10));
     }
 
     [Fact]
     public void TransactionalIds_AreBoundedToTheMostRecentlyInitialised()
     {
-        var entries = Enumerable.Range(0, 10).Select(i => (TransactionalIdEntry)new TransactionOriginEntry($"orders-{i}", "source", 0, 60_000)).ToList();
+        var entries = Enumerable.Range(0, 10).Select(i => (TransactionalIdEntry)new TransactionOriginEntry($"orders-{i}", "source", 60_000)).ToList();
 
-        Assert.Equal(entries.Skip(7), TransactionalProducers.Compact(entries, OnTarget, maxTracked: 3));
+        Assert.Equal(entries.Skip(7), TransactionalProducers.Compact(entries, maxTracked: 3, DateTimeOffset.UtcNow));
     }
 
     [Fact]
@@ -113,11 +106,11 @@ public sealed class ProducerIdCompactionTests
             new TransactionBegunEntry("orders-committed", Ago(TimeSpan.FromSeconds(5)), 60_000),
             new TransactionEndedEntry("orders-committed"),
             new TransactionBegunEntry("orders-restarted", Ago(TimeSpan.FromSeconds(5)), 60_000),
-            new TransactionOriginEntry("orders-restarted", "source", 0, 60_000),
+            new TransactionOriginEntry("orders-restarted", "source", 60_000),
             new TransactionBegunEntry("orders-unknown-timeout", Ago(TimeSpan.FromMinutes(14)), null),
         };
 
-        var kept = TransactionalProducers.Compact(entries, Initial, maxTracked: 10, now);
+        var kept = TransactionalProducers.Compact(entries, maxTracked: 10, now);
 
         Assert.Equal(["orders-in-grace", "orders-open", "orders-unknown-timeout"],
             kept.OfType<TransactionBegunEntry>().Select(b => b.TransactionalId).Order(StringComparer.Ordinal));

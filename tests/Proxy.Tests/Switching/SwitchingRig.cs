@@ -7,6 +7,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Switchback.Proxy.Demo;
 using Switchback.Proxy.Hosting;
+using Switchback.Proxy.Tests.Integration;
 using Xunit;
 
 namespace Switchback.Proxy.Tests.Switching;
@@ -33,9 +34,12 @@ public sealed class SwitchingRig : IAsyncDisposable
     private readonly string? _token;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
 
-    private SwitchingRig(int partitions, string? token)
+    private readonly int? _port;
+
+    private SwitchingRig(int partitions, string? token, bool fixedPorts)
     {
         _token = token;
+        _port = fixedPorts ? FreePorts.Range(MaxBrokers + 1) : null;
         Partitions = partitions;
         Source = MockKafkaCluster.Start(3);
         Target = MockKafkaCluster.Start(3);
@@ -55,9 +59,15 @@ public sealed class SwitchingRig : IAsyncDisposable
     public string BootstrapServers => Host.BootstrapServers;
     public string AdminUrl => Host.AdminUri.ToString().TrimEnd('/');
 
-    public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null)
+    private const int MaxBrokers = 8;
+
+    /// <summary>
+    /// Starts the clusters and the proxy. With <paramref name="fixedPorts"/> the proxy binds the same ports again after
+    /// <see cref="RestartAsync"/>, so clients reconnect to the restarted proxy as to a restarted broker.
+    /// </summary>
+    public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null, bool fixedPorts = false)
     {
-        var rig = new SwitchingRig(partitions, token);
+        var rig = new SwitchingRig(partitions, token, fixedPorts);
         try
         {
             await rig.StartHostAsync();
@@ -74,9 +84,10 @@ public sealed class SwitchingRig : IAsyncDisposable
     {
         var settings = new Dictionary<string, string?>
         {
-            ["Switchback:Listener:Bind"] = "127.0.0.1:0",
+            ["Switchback:Listener:Bind"] = $"127.0.0.1:{_port ?? 0}",
             ["Switchback:Listener:AdvertisedHost"] = "127.0.0.1",
-            ["Switchback:Listener:BrokerPortStart"] = "0",
+            ["Switchback:Listener:BrokerPortStart"] = _port is { } port ? $"{port + 1}" : "0",
+            ["Switchback:Listener:MaxBrokers"] = $"{MaxBrokers}",
             ["Switchback:Admin:Bind"] = "127.0.0.1:0",
             ["Switchback:Admin:Token"] = _token,
             ["Switchback:StateDirectory"] = StateDirectory,

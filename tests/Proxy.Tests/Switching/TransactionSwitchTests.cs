@@ -138,6 +138,61 @@ public sealed class TransactionSwitchTests(ITestOutputHelper output)
         Assert.True(back.Status == HttpStatusCode.OK, back.ToString());
     }
 
+    [Fact]
+    public async Task Transaction_NamingFamiliesWrittenToDifferentClusters_IsRefusedRetriably_AndOpensNothing()
+    {
+        await using var rig = await SwitchingRig.StartAsync(partitions: 2);
+        const string other = "misc.logs"; // no family: the default route, writes on source
+        rig.Source.CreateTopic(other, 1);
+        var switched = await rig.SwitchAsync(new { write = "target", force = true, reason = "orders writes on target" });
+        Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+
+        var transactionalId = $"app-{Guid.NewGuid():N}";
+        await using var stream = await ConnectAsync(rig);
+        var timeout = TimeSpan.FromSeconds(20);
+        var init = await WireExchange.ExchangeAsync<InitProducerIdResponse>(stream, ApiKey.InitProducerId, 1,
+            new InitProducerIdRequest { TransactionalId = transactionalId, TransactionTimeoutMs = 60_000 }, "mixed", timeout);
+        Assert.Equal(0, init.ErrorCode);
+        var added = await WireExchange.ExchangeAsync<AddPartitionsToTxnResponse>(stream, ApiKey.AddPartitionsToTxn, 1, new AddPartitionsToTxnRequest
+        {
+            V3AndBelowTransactionalId = transactionalId,
+            V3AndBelowProducerId = init.ProducerId,
+            V3AndBelowProducerEpoch = init.ProducerEpoch,
+            V3AndBelowTopics = [new() { Name = SwitchingRig.Topic, Partitions = [0] }, new() { Name = other, Partitions = [0] }],
+        }, "mixed", timeout);
+
+        // Kafka's all-or-nothing shape: the part on the other cluster is refused with an error clients retry, the
+        // rest is not attempted.
+        var errors = added.ResultsByTopicV3AndBelow.ToDictionary(t => t.Name, t => Assert.Single(t.ResultsByPartition).PartitionErrorCode);
+        Assert.Equal((short)Protocol.ErrorCode.OperationNotAttempted, errors[SwitchingRig.Topic]);
+        Assert.Equal((short)Protocol.ErrorCode.ConcurrentTransactions, errors[other]);
+        // Nothing began: a switch does not wait for it.
+        var back = await rig.RollbackAsync(new { timeoutMs = 2000, reason = "nothing open" });
+        Assert.True(back.Status == HttpStatusCode.OK, back.ToString());
+    }
+
+    [Fact]
+    public async Task TransactionalOffsets_OfAGroupReadFromAnotherClusterThanTheRecordsAreWritten_AreRefusedRetriably()
+    {
+        // Reads switched, writes not: a consume-transform-produce transaction would commit its records on source and
+        // its offsets on target, which no cluster can make atomic.
+        await using var rig = await SwitchingRig.StartAsync(partitions: 2);
+        var switched = await rig.SwitchAsync(new { read = "target", force = true, reason = "orders reads on target" });
+        Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+
+        var transactionalId = $"orders-tx-{Guid.NewGuid():N}";
+        await using var stream = await ConnectAsync(rig);
+        var init = await BeginTransactionAsync(stream, transactionalId, transactionTimeoutMs: 60_000);
+        var offsets = await WireExchange.ExchangeAsync<AddOffsetsToTxnResponse>(stream, ApiKey.AddOffsetsToTxn, 1, new AddOffsetsToTxnRequest
+        {
+            TransactionalId = transactionalId,
+            ProducerId = init.ProducerId,
+            ProducerEpoch = init.ProducerEpoch,
+            GroupId = $"orders-pipeline-{Guid.NewGuid():N}",
+        }, "mixed", TimeSpan.FromSeconds(20));
+        Assert.Equal((short)Protocol.ErrorCode.ConcurrentTransactions, offsets.ErrorCode);
+    }
+
     private static async Task<Stream> ConnectAsync(SwitchingRig rig)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
