@@ -8,7 +8,7 @@ namespace Switchback.Proxy.Admin;
 /// <summary>A command-line failure with the one-line reason printed on stderr.</summary>
 public sealed class AdminCliException(string message) : Exception(message);
 
-/// <summary><c>switchback routes | switch | rollback</c>: thin clients of the admin HTTP API.</summary>
+/// <summary><c>switchback routes | switch | rollback | fleet</c>: thin clients of the admin HTTP API.</summary>
 public static class AdminCli
 {
     public static async Task<int> RunAsync(string command, string[] args, CancellationToken cancellationToken)
@@ -57,6 +57,9 @@ public static class AdminCli
                 case "routes":
                     response = await http.GetAsync("v1/families", cancellationToken);
                     break;
+                case "fleet":
+                    response = await http.GetAsync("v1/fleet", cancellationToken);
+                    break;
                 case "switch":
                     RequireFamily(family, command);
                     if (write is null && read is null)
@@ -86,6 +89,10 @@ public static class AdminCli
         {
             PrintRoutes(body);
         }
+        else if (command == "fleet")
+        {
+            PrintFleet(body);
+        }
         else
         {
             Console.WriteLine(JsonNode.Parse(body)?.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) ?? body);
@@ -114,6 +121,18 @@ public static class AdminCli
         {
         }
         return body.ReplaceLineEndings(" ").Trim();
+    }
+
+    private static void PrintFleet(string body)
+    {
+        var fleet = JsonNode.Parse(body)!;
+        Console.WriteLine($"mode {fleet["mode"]}, leader {fleet["leader"]}, generation {fleet["epoch"]}");
+        Console.WriteLine($"{"INSTANCE",-24} {"ADVERTISED",-22} {"ROUTES",6} {"LAST SEEN",-28} HELD");
+        foreach (var member in fleet["members"]!.AsArray())
+        {
+            var held = member!["heldFamilies"]?.AsArray().Select(f => f!.ToString()) ?? [];
+            Console.WriteLine($"{member["id"],-24} {member["advertised"],-22} {member["routesEpoch"],6} {member["lastSeen"],-28} {string.Join(",", held)}");
+        }
     }
 
     private static void PrintRoutes(string body)

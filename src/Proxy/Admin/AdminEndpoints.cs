@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Prometheus;
+using Switchback.Proxy.Fleet;
 using Switchback.Proxy.Routing;
 using Switchback.Proxy.Switching;
 using Switchback.Proxy.VirtualCluster;
@@ -37,6 +38,49 @@ public static class AdminEndpoints
             state.Routes.Current.Find(name) is { } family ? Results.Json(Describe(state, family)) : UnknownFamily(name));
         v1.MapPost("/families/{name}/switch", SwitchAsync);
         v1.MapPost("/families/{name}/rollback", RollbackAsync);
+        v1.MapGet("/fleet", (ProxyState state, IServiceProvider services) => Results.Json(DescribeFleet(state, services.GetService<FleetCoordinator>())));
+    }
+
+    /// <summary>The fleet's members as this instance sees them (the group's view and each member's last status record); itself alone without fleet mode.</summary>
+    private static object DescribeFleet(ProxyState state, FleetCoordinator? fleet)
+    {
+        var advertised = $"{state.Config.AdvertisedHost}:{state.AdvertisedPort}";
+        var routesEpoch = state.Routes.Current.Families.Sum(f => f.Epoch);
+        if (fleet is null)
+        {
+            return new
+            {
+                mode = "single",
+                leader = "self",
+                epoch = 0,
+                members = new[] { new { id = "self", advertised, routesEpoch, lastSeen = DateTimeOffset.UtcNow, self = true, live = true, heldFamilies = Array.Empty<string>() } },
+            };
+        }
+        var live = fleet.Liveness.LiveInstances;
+        var ids = live.Concat(fleet.Statuses.Keys).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
+        return new
+        {
+            mode = "fleet",
+            leader = fleet.Liveness.LeaderInstance,
+            epoch = fleet.Liveness.Generation,
+            self = fleet.InstanceId,
+            fenced = fleet.IsFenced,
+            members = ids.Select(id =>
+            {
+                fleet.Statuses.TryGetValue(id, out var status);
+                return new
+                {
+                    id,
+                    advertised = status?.Advertised,
+                    version = status?.Version,
+                    routesEpoch = status?.RoutesEpoch,
+                    lastSeen = status?.At,
+                    self = id == fleet.InstanceId,
+                    live = live.Contains(id),
+                    heldFamilies = status?.HeldFamilies ?? [],
+                };
+            }),
+        };
     }
 
     private static async Task<IResult> SwitchAsync(string name, HttpContext http, ProxyState state, SwitchCoordinator coordinator)

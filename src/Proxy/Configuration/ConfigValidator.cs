@@ -122,6 +122,7 @@ public static class ConfigValidator
         var listenerTls = SecurityConfigLoader.ServerTls($"{root}:Listener:Tls", options.Listener.Tls, allowClientCa: true);
         var listenerSasl = SecurityConfigLoader.ServerSasl($"{root}:Listener:Sasl", options.Listener.Sasl);
         var adminTls = SecurityConfigLoader.ServerTls($"{root}:Admin:Tls", options.Admin.Tls, allowClientCa: false);
+        var fleet = options.Fleet is { } fleetOptions ? ValidateFleet($"{root}:Fleet", fleetOptions, clusterNames, listener) : null;
 
         return new ProxyConfig(
             listener,
@@ -144,7 +145,30 @@ public static class ConfigValidator
                 TimeSpan.FromMilliseconds(limits.IdleTimeoutMs)),
             string.IsNullOrWhiteSpace(options.ClusterId) ? "switchback" : options.ClusterId,
             listenerTls is null && listenerSasl is null ? null : new ListenerSecurity(listenerTls, listenerSasl),
-            adminTls);
+            adminTls,
+            fleet);
+    }
+
+    private static FleetConfig ValidateFleet(string key, FleetOptions fleet, HashSet<string> clusters, IPEndPoint listener)
+    {
+        if (string.IsNullOrWhiteSpace(fleet.Cluster) || !clusters.Contains(fleet.Cluster))
+        {
+            throw new ConfigException($"{key}:Cluster", $"must name a configured cluster to host the control topic (configured: {string.Join(", ", clusters.Order(StringComparer.Ordinal))}).");
+        }
+        if (string.IsNullOrWhiteSpace(fleet.Topic) || fleet.Topic.Length > 200 || fleet.Topic.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
+        {
+            throw new ConfigException($"{key}:Topic", $"'{fleet.Topic}' is not a valid topic name (letters, digits, '.', '_', '-').");
+        }
+        if (fleet.SessionTimeoutMs is < 1000 or > 300_000)
+        {
+            throw new ConfigException($"{key}:SessionTimeoutMs", $"must be between 1000 and 300000 (was {fleet.SessionTimeoutMs}).");
+        }
+        if (fleet.InstanceId is { } id && string.IsNullOrWhiteSpace(id))
+        {
+            throw new ConfigException($"{key}:InstanceId", "must not be empty (omit it for host name and listener port).");
+        }
+        var instanceId = fleet.InstanceId ?? $"{Environment.MachineName}:{listener.Port}";
+        return new FleetConfig(fleet.Cluster, fleet.Topic, instanceId, TimeSpan.FromMilliseconds(fleet.SessionTimeoutMs));
     }
 
     private static void Positive(string key, int value)

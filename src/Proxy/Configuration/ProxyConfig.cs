@@ -19,7 +19,8 @@ public sealed record ProxyConfig(
     LimitsConfig Limits,
     string ClusterId,
     ListenerSecurity? Security = null,
-    ServerTlsConfig? AdminTls = null)
+    ServerTlsConfig? AdminTls = null,
+    FleetConfig? Fleet = null)
 {
     /// <summary>TLS and SASL of the client listener; <see cref="ListenerSecurity.None"/> when neither is configured.</summary>
     public ListenerSecurity ListenerSecurity => Security ?? ListenerSecurity.None;
@@ -35,6 +36,16 @@ public sealed record ProxyConfig(
         }
         throw new KeyNotFoundException($"Unknown cluster '{name}'.");
     }
+}
+
+/// <summary>
+/// Fleet mode: instances coordinate switches through <see cref="Topic"/> on <see cref="Cluster"/> and a group named
+/// after it; an instance that cannot renew its membership within <see cref="SessionTimeout"/> stops routing writes.
+/// </summary>
+public sealed record FleetConfig(string Cluster, string Topic, string InstanceId, TimeSpan SessionTimeout)
+{
+    /// <summary>The group whose membership is the list of live instances.</summary>
+    public string GroupId => $"{Topic}-fleet";
 }
 
 /// <summary>An upstream Kafka cluster. <see cref="Ordinal"/> (its position in configuration) scopes its node ids.</summary>

@@ -13,6 +13,18 @@ public sealed class SwitchbackOptions
     public RouteOptions Default { get; set; } = new();
     public LimitsOptions Limits { get; set; } = new();
     public string? ClusterId { get; set; }
+    /// <summary>Several instances switching as one, coordinated through a Kafka cluster; a single instance when absent.</summary>
+    public FleetOptions? Fleet { get; set; }
+}
+
+public sealed class FleetOptions
+{
+    /// <summary>The configured cluster that hosts the control topic and the fleet's group.</summary>
+    public string? Cluster { get; set; }
+    public string Topic { get; set; } = "__switchback";
+    /// <summary>This instance's name in the fleet (default: host name and listener port).</summary>
+    public string? InstanceId { get; set; }
+    public int SessionTimeoutMs { get; set; } = 10_000;
 }
 
 public sealed class ListenerOptions

@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Switchback.Proxy.Admin;
 using Switchback.Proxy.Configuration;
+using Switchback.Proxy.Fleet;
 using Switchback.Proxy.Listening;
 using Switchback.Proxy.Metrics;
 using Switchback.Proxy.Routing;
@@ -73,6 +74,13 @@ public sealed class ProxyHost : IAsyncDisposable
         Prometheus.DotNetStats.Register(registry); // process_* and dotnet_* series: memory, GC, threads, descriptors
         builder.Services.AddSingleton(registry);
         builder.Services.AddSingleton(new ProxyMetrics(registry));
+        if (config.Fleet is { } fleet)
+        {
+            builder.Services.AddSingleton(sp => new ControlLog(fleet, config.Cluster(fleet.Cluster), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Switchback.Fleet")));
+            builder.Services.AddSingleton<IFleetLiveness>(sp => FleetLiveness.Create(sp.GetRequiredService<ProxyState>(), fleet,
+                sp.GetRequiredService<ILoggerFactory>().CreateLogger("Switchback.Fleet")));
+            builder.Services.AddSingleton<FleetCoordinator>();
+        }
         builder.Services.AddSingleton<SwitchCoordinator>();
         builder.Services.AddSingleton<ProxyState>();
         builder.Services.AddHostedService<UpstreamMonitor>();
@@ -124,6 +132,11 @@ public sealed class ProxyHost : IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
+        if (_app.Services.GetService<FleetCoordinator>() is { } fleet)
+        {
+            // A fleet member reads the control log (and joins the fleet) before it serves any family.
+            await fleet.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
         await _app.StartAsync(cancellationToken).ConfigureAwait(false);
         if (_kafkaListener()?.EndPoint is IPEndPoint bound)
         {
@@ -147,6 +160,10 @@ public sealed class ProxyHost : IAsyncDisposable
             return;
         }
         await _app.StopAsync().ConfigureAwait(false);
+        if (_app.Services.GetService<FleetCoordinator>() is { } fleet)
+        {
+            await fleet.DisposeAsync().ConfigureAwait(false); // leaves the group
+        }
         await State.DisposeAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
     }

@@ -46,6 +46,7 @@ public sealed class FamilyTraffic(string family)
         private int _inFlight;
         private TaskCompletionSource? _hold;
         private TaskCompletionSource? _drained;
+        private int _holds;
 
         public int InFlight => Volatile.Read(ref _inFlight);
         public bool IsHeld => Volatile.Read(ref _hold) is not null;
@@ -87,13 +88,20 @@ public sealed class FamilyTraffic(string family)
             }
         }
 
-        /// <summary>Closes the gate; returns a task that completes when nothing counted is in flight.</summary>
+        /// <summary>
+        /// Closes the gate; returns a task that completes when nothing counted is in flight. Holds nest (a switch and a
+        /// fleet fence may hold the same lane): the gate opens when every holder has released it.
+        /// </summary>
         public Task Hold()
         {
             lock (_lock)
             {
+                _holds++;
                 _hold ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                if (_drained is null || (_drained.Task.IsCompleted && _inFlight > 0))
+                {
+                    _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
                 if (_inFlight == 0)
                 {
                     _drained.TrySetResult();
@@ -102,15 +110,22 @@ public sealed class FamilyTraffic(string family)
             }
         }
 
-        /// <summary>Opens the gate; held requests proceed (reading the route table anew).</summary>
+        /// <summary>Releases one hold; when it was the last, held requests proceed (reading the route table anew).</summary>
         public void Release()
         {
-            TaskCompletionSource? hold;
+            TaskCompletionSource? hold = null;
             lock (_lock)
             {
-                hold = _hold;
-                _hold = null;
-                _drained = null;
+                if (_holds == 0)
+                {
+                    return;
+                }
+                if (--_holds == 0)
+                {
+                    hold = _hold;
+                    _hold = null;
+                    _drained = null;
+                }
             }
             hold?.TrySetResult();
         }

@@ -40,10 +40,16 @@ public sealed class ProducerIdMapper : IAsyncDisposable
     private readonly ProxyState _state;
     private readonly JsonLinesLog<ProducerSegmentEntry> _log;
     private readonly ConcurrentDictionary<(long Pid, short Epoch), ProducerMap> _producers = new();
+    private readonly Fleet.ControlLog? _shared;
 
-    public ProducerIdMapper(ProxyState state, string stateDirectory, ILogger logger)
+    public ProducerIdMapper(ProxyState state, string stateDirectory, ILogger logger, Fleet.ControlLog? shared = null)
     {
         _state = state;
+        _shared = shared;
+        if (shared is not null)
+        {
+            shared.RecordRead += OnSharedRecord;
+        }
         _log = new JsonLinesLog<ProducerSegmentEntry>(Path.Combine(stateDirectory, FileName), logger);
         var kept = Compact(_log.Load(), state.Routes.Current, MaxProducers);
         foreach (var entry in kept)
@@ -92,6 +98,16 @@ public sealed class ProducerIdMapper : IAsyncDisposable
             batch.ProducerEpoch = segment.UpstreamEpoch;
             batch.BaseSequence = Rebase(baseSequence, segment.BaseSequence);
             batch.RecomputeCrc();
+        }
+    }
+
+    /// <summary>A mapping another instance of the fleet made: taken up as if read back from this instance's own file.</summary>
+    private void OnSharedRecord(long offset, Fleet.ControlRecord record)
+    {
+        if (record is Fleet.ProducerMappingRecord { Entry: var entry } shared && shared.Instance != _shared!.InstanceId
+            && IsCurrent(_state.Routes.Current, entry.Topic, entry.Family, entry.Cluster, entry.WriteEpoch))
+        {
+            _producers.GetOrAdd((entry.ProducerId, entry.ProducerEpoch), static _ => new ProducerMap()).Restore(entry);
         }
     }
 
@@ -168,6 +184,22 @@ public sealed class ProducerIdMapper : IAsyncDisposable
         public Task Durable { get; } = durable;
     }
 
+    /// <summary>Completes <paramref name="durable"/> once the entry is on disk and in the fleet's log; a failed share forgets the segment, so the client's retry maps again.</summary>
+    private static async Task ShareAsync(Fleet.ControlLog shared, ProducerSegmentEntry entry, Task local, TaskCompletionSource durable, Action forget)
+    {
+        try
+        {
+            await local.ConfigureAwait(false);
+            await shared.AppendAsync(new Fleet.ProducerMappingRecord(shared.InstanceId, entry)).ConfigureAwait(false);
+            durable.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            forget();
+            durable.TrySetException(e);
+        }
+    }
+
     private sealed class ProducerMap
     {
         private readonly ConcurrentDictionary<(string Cluster, string Family, long WriteEpoch), Task<(long, short)>> _upstreamIds = new();
@@ -207,6 +239,16 @@ public sealed class ProducerIdMapper : IAsyncDisposable
         private async Task<Segment> CreateAsync(ProducerIdMapper mapper, (long Pid, short Epoch) client, FamilyRoute route, string topic, int partition, int baseSequence, CancellationToken cancellationToken)
         {
             var cluster = route.Route.Write;
+            if (mapper._shared is { } shared)
+            {
+                // In a fleet, another instance may have mapped this producer (the client came here because its instance
+                // died): everything shared so far is read before a new mapping is made, and the shared one is used.
+                await shared.CaughtUpAsync(cancellationToken).ConfigureAwait(false);
+                if (Partitions.TryGetValue((topic, partition), out var shared_) && shared_.Cluster == cluster && shared_.WriteEpoch == route.WriteEpoch)
+                {
+                    return shared_;
+                }
+            }
             var idKey = (cluster, route.Family, route.WriteEpoch);
             var allocation = _upstreamIds.GetOrAdd(idKey,
                 static (key, state) => state.Cluster(key.Cluster).InitProducerIdAsync(CancellationToken.None).AsTask(), mapper._state);
@@ -230,8 +272,20 @@ public sealed class ProducerIdMapper : IAsyncDisposable
                 created);
             if (ReferenceEquals(published, created))
             {
-                await mapper._log.AppendAsync(new ProducerSegmentEntry(client.Pid, client.Epoch, topic, partition, route.Family, cluster,
-                    route.WriteEpoch, ids.Item1, ids.Item2, baseSequence), durable).ConfigureAwait(false);
+                var entry = new ProducerSegmentEntry(client.Pid, client.Epoch, topic, partition, route.Family, cluster,
+                    route.WriteEpoch, ids.Item1, ids.Item2, baseSequence);
+                if (mapper._shared is { } shared)
+                {
+                    // On disk here and in the fleet's log before the first batch uses it.
+                    var local = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    await mapper._log.AppendAsync(entry, local).ConfigureAwait(false);
+                    _ = ShareAsync(shared, entry, local.Task, durable,
+                        () => Partitions.TryRemove(new KeyValuePair<(string, int), Segment>((topic, partition), created)));
+                }
+                else
+                {
+                    await mapper._log.AppendAsync(entry, durable).ConfigureAwait(false);
+                }
             }
             await published.Durable.WaitAsync(cancellationToken).ConfigureAwait(false);
             return published;

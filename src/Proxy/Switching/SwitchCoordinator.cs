@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
+using Switchback.Proxy.Fleet;
 using Switchback.Proxy.Metrics;
 using Switchback.Proxy.Routing;
 using Switchback.Proxy.Upstream;
@@ -31,11 +32,14 @@ public sealed partial class SwitchCoordinator : IDisposable
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
     private readonly Dictionary<string, ClusterAdmin> _admins;
     private readonly ReadinessGates _gates;
+    private readonly FleetCoordinator? _fleet;
     // End offsets of a family's new write cluster when writes moved there: what a rollback leaves behind is measured against them.
     private readonly Dictionary<string, (string Cluster, Dictionary<TopicPartition, long> Ends)> _writeBaselines = new(StringComparer.Ordinal);
 
-    public SwitchCoordinator(ProxyState state, RouteStore store, AuditLog audit, ProxyMetrics metrics, ILogger<SwitchCoordinator> logger)
+    public SwitchCoordinator(ProxyState state, RouteStore store, AuditLog audit, ProxyMetrics metrics, ILogger<SwitchCoordinator> logger,
+        FleetCoordinator? fleet = null)
     {
+        _fleet = fleet;
         _state = state;
         _store = store;
         _audit = audit;
@@ -115,49 +119,56 @@ public sealed partial class SwitchCoordinator : IDisposable
 
             using var deadline = new CancellationTokenSource(request.Timeout);
             var pause = Stopwatch.StartNew();
-            TransactionUse[] transactionUses = [.. writeMoves ? [TransactionUse.Writes] : Array.Empty<TransactionUse>(), .. readMoves ? [TransactionUse.Offsets] : Array.Empty<TransactionUse>()];
-            Task writesDrained = writeMoves ? traffic.Writes.Hold() : Task.CompletedTask;
-            Task commitsDrained = readMoves ? traffic.Commits.Hold() : Task.CompletedTask;
             var copied = new List<object>();
+            FamilyHold? hold = null;
             try
             {
-                await writesDrained.WaitAsync(deadline.Token).ConfigureAwait(false);
-                await commitsDrained.WaitAsync(deadline.Token).ConfigureAwait(false);
-                // Open transactions that write the family (or commit its groups' offsets) finish on the cluster they
-                // began on; new ones wait at the gates.
-                await _state.Transactions.DrainedAsync(request.Family, transactionUses, deadline.Token).ConfigureAwait(false);
-                if (readMoves)
+                FamilyRoute next;
+                if (_fleet is { } fleet)
                 {
-                    copied = await CopyGroupOffsetsAsync(request.Family, groups, current.Route.Read, target.Read, deadline.Token).ConfigureAwait(false);
+                    // Every live instance holds and drains; this one copies the offsets; the log's commit swaps them all.
+                    next = await fleet.SwitchAsync(action, current, target, async cancellationToken =>
+                    {
+                        if (readMoves)
+                        {
+                            copied = await CopyGroupOffsetsAsync(request.Family, groups, current.Route.Read, target.Read, cancellationToken).ConfigureAwait(false);
+                        }
+                    }, deadline.Token).ConfigureAwait(false);
                 }
-
-                var epoch = current.Epoch + 1;
-                var next = new FamilyRoute(request.Family, target, epoch, DateTimeOffset.UtcNow, current.Route,
-                    writeMoves ? epoch : current.WriteEpoch);
-                var table = _state.Routes.Current.With(next);
-                // Durable before anyone sees it; on the thread pool, as this may be running on a socket event thread.
-                await Task.Run(() => _store.Save(table)).ConfigureAwait(false);
-                _state.Routes.Swap(table);
+                else
+                {
+                    hold = new FamilyHold(_state, request.Family, writeMoves, readMoves);
+                    await hold.DrainAsync(deadline.Token).ConfigureAwait(false);
+                    if (readMoves)
+                    {
+                        copied = await CopyGroupOffsetsAsync(request.Family, groups, current.Route.Read, target.Read, deadline.Token).ConfigureAwait(false);
+                    }
+                    next = NextRoute(current, target);
+                    await ApplyAsync(_state, _store, next).ConfigureAwait(false);
+                }
                 if (baseline is not null)
                 {
                     _writeBaselines[request.Family] = (target.Write, baseline);
                 }
                 pause.Stop();
-                traffic.Writes.Release();
-                traffic.Commits.Release();
+                hold?.Dispose();
 
                 _metrics.SwitchCompleted(request.Family, action, pause.Elapsed);
                 await AuditAsync(action, current, target, request, "ok", pause.Elapsed.TotalMilliseconds, null).ConfigureAwait(false);
                 LogSwitched(_logger, action, request.Family, current.Route.ToString(), target.ToString(), pause.Elapsed.TotalMilliseconds);
                 return new SwitchOutcome(200, Describe(next, pause.Elapsed.TotalMilliseconds, gates, new { offsetsCopied = copied, leftBehind }));
             }
-            catch (Exception e) when (e is OperationCanceledException or TimeoutException or UpstreamUnavailableException or KafkaException or IOException)
+            catch (Exception e) when (e is OperationCanceledException or TimeoutException or UpstreamUnavailableException or KafkaException or IOException
+                or FleetSwitchException)
             {
-                traffic.Writes.Release();
-                traffic.Commits.Release();
-                var why = e is OperationCanceledException or TimeoutException
-                    ? $"did not complete within {request.Timeout.TotalMilliseconds:0} ms (in flight: {traffic.Writes.InFlight} produce, {traffic.Commits.InFlight} commit; open transactions: {_state.Transactions.OpenIn(request.Family, transactionUses)})"
-                    : e.Message;
+                hold?.Dispose();
+                var why = e switch
+                {
+                    FleetSwitchException => e.Message,
+                    OperationCanceledException or TimeoutException =>
+                        $"did not complete within {request.Timeout.TotalMilliseconds:0} ms ({hold?.Describe() ?? "the fleet did not answer in time"})",
+                    _ => e.Message,
+                };
                 _metrics.SwitchFailed(request.Family, action);
                 await AuditAsync(action, current, target, request, "failed", pause.Elapsed.TotalMilliseconds, why).ConfigureAwait(false);
                 return new SwitchOutcome(503, new { error = $"The {action} of '{request.Family}' {why}; nothing changed.", family = request.Family });
@@ -167,6 +178,23 @@ public sealed partial class SwitchCoordinator : IDisposable
         {
             _oneAtATime.Release();
         }
+    }
+
+    /// <summary>The route a switch to <paramref name="target"/> installs: the next epoch, the write epoch moved when writes move.</summary>
+    internal static FamilyRoute NextRoute(FamilyRoute current, ClusterRoute target)
+    {
+        var epoch = current.Epoch + 1;
+        return new FamilyRoute(current.Family, target, epoch, DateTimeOffset.UtcNow, current.Route,
+            target.Write != current.Route.Write ? epoch : current.WriteEpoch);
+    }
+
+    /// <summary>Persists the table with <paramref name="next"/> (durable before anyone sees it), then swaps it in.</summary>
+    internal static async Task ApplyAsync(ProxyState state, RouteStore store, FamilyRoute next)
+    {
+        var table = state.Routes.Current.With(next);
+        // On the thread pool: this may be running on a socket event thread, and the save flushes to disk.
+        await Task.Run(() => store.Save(table)).ConfigureAwait(false);
+        state.Routes.Swap(table);
     }
 
     private async Task<List<object>> CopyGroupOffsetsAsync(string family, IReadOnlyCollection<string> groups, string from, string to, CancellationToken cancellationToken)
@@ -239,9 +267,16 @@ public sealed partial class SwitchCoordinator : IDisposable
     }
 
     /// <summary>Appends to the audit trail on the thread pool: the disk flush must not block a socket event thread.</summary>
-    private Task AuditAsync(string action, FamilyRoute current, ClusterRoute target, SwitchRequest request, string outcome, double pauseMs, string? detail) =>
-        Task.Run(() => _audit.Append(new AuditEntry(DateTimeOffset.UtcNow, action, request.Family, current.Route.ToString(), target.ToString(),
-            request.Reason, request.Caller, outcome, Math.Round(pauseMs, 3), detail)));
+    private async Task AuditAsync(string action, FamilyRoute current, ClusterRoute target, SwitchRequest request, string outcome, double pauseMs, string? detail)
+    {
+        var entry = new AuditEntry(DateTimeOffset.UtcNow, action, request.Family, current.Route.ToString(), target.ToString(),
+            request.Reason, request.Caller, outcome, Math.Round(pauseMs, 3), detail);
+        await Task.Run(() => _audit.Append(entry)).ConfigureAwait(false);
+        if (_fleet is not null)
+        {
+            await _fleet.AuditAsync(entry).ConfigureAwait(false); // the fleet-wide trail, in the control log
+        }
+    }
 
     private static object Describe(FamilyRoute route, double pauseMs, IReadOnlyList<GateResult> gates, object extra) => new
     {

@@ -16,7 +16,7 @@ public sealed class ProxyState : IAsyncDisposable
     // The same clusters as an array: the per-request loops below enumerate it without boxing an enumerator.
     private readonly UpstreamCluster[] _clustersByOrdinal;
 
-    public ProxyState(ProxyConfig config, RouteTableHolder routes, ProxyMetrics metrics, ILoggerFactory loggerFactory)
+    public ProxyState(ProxyConfig config, RouteTableHolder routes, ProxyMetrics metrics, ILoggerFactory loggerFactory, Fleet.ControlLog? controlLog = null)
     {
         Metrics = metrics;
         Traffic = new TrafficRegistry(config.Families.Select(f => f.Name).Append(FamilyRoute.DefaultFamilyName));
@@ -25,7 +25,8 @@ public sealed class ProxyState : IAsyncDisposable
         Routes = routes;
         // Both read their state files back against the routes in force, so they come after the routes.
         var switching = loggerFactory.CreateLogger("Switchback.Switching");
-        Producers = new ProducerIdMapper(this, config.StateDirectory, switching);
+        // In a fleet, idempotent producers' mappings are shared through the control log (see ProducerIdMapper).
+        Producers = new ProducerIdMapper(this, config.StateDirectory, switching, controlLog);
         Transactions = new TransactionalProducers(this, config.StateDirectory, switching);
         AdvertisedPort = config.AdvertisedPort;
         LoggerFactory = loggerFactory;

@@ -176,22 +176,27 @@ public sealed class SwitchingRig : IAsyncDisposable
     }
 
     /// <summary>End offsets of every partition of <see cref="Topic"/> on one cluster, read directly.</summary>
-    public long[] EndOffsets(MockKafkaCluster cluster)
+    public long[] EndOffsets(MockKafkaCluster cluster) => EndOffsets(cluster, Topic, Partitions);
+
+    /// <summary>End offsets of every partition of a topic on one cluster, read directly.</summary>
+    public static long[] EndOffsets(MockKafkaCluster cluster, string topic, int partitions)
     {
         using var consumer = DirectConsumer(cluster);
-        return [.. Enumerable.Range(0, Partitions).Select(p => consumer.QueryWatermarkOffsets(new TopicPartition(Topic, p), TimeSpan.FromSeconds(10)).High.Value)];
+        return [.. Enumerable.Range(0, partitions).Select(p => consumer.QueryWatermarkOffsets(new TopicPartition(topic, p), TimeSpan.FromSeconds(10)).High.Value)];
     }
 
     /// <summary>Every record of <see cref="Topic"/> on one cluster, read directly, in partition and offset order.</summary>
-    public List<StoredRecord> ReadAll(string clusterName)
+    public List<StoredRecord> ReadAll(string clusterName) => ReadAll(ClusterNamed(clusterName), clusterName, Topic, Partitions);
+
+    /// <summary>Every record of a topic on one cluster, read directly, in partition and offset order.</summary>
+    public static List<StoredRecord> ReadAll(MockKafkaCluster cluster, string clusterName, string topic, int partitions)
     {
-        var cluster = ClusterNamed(clusterName);
-        var ends = EndOffsets(cluster);
+        var ends = EndOffsets(cluster, topic, partitions);
         var records = new List<StoredRecord>();
         using var consumer = DirectConsumer(cluster);
-        consumer.Assign(Enumerable.Range(0, Partitions).Where(p => ends[p] > 0).Select(p => new TopicPartitionOffset(Topic, p, Offset.Beginning)));
+        consumer.Assign(Enumerable.Range(0, partitions).Where(p => ends[p] > 0).Select(p => new TopicPartitionOffset(topic, p, Offset.Beginning)));
         // Partition EOF rather than the last offset: transaction markers take offsets but are never delivered.
-        var remaining = Enumerable.Range(0, Partitions).Where(p => ends[p] > 0).ToHashSet();
+        var remaining = Enumerable.Range(0, partitions).Where(p => ends[p] > 0).ToHashSet();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (remaining.Count > 0 && DateTime.UtcNow < deadline)
         {

@@ -1,0 +1,94 @@
+using System.Text.Json.Serialization;
+using Switchback.Proxy.Routing;
+using Switchback.Proxy.Switching;
+
+namespace Switchback.Proxy.Fleet;
+
+/// <summary>
+/// One record of the fleet's control topic, the route log every instance reads in order. A switch is the sequence
+/// prepare → ready (one per live instance) → commit → applied (one per live instance), or prepare → abort; the
+/// first commit or abort of a switch in log order decides it.
+/// </summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "kind")]
+[JsonDerivedType(typeof(PrepareRecord), "prepare")]
+[JsonDerivedType(typeof(ReadyRecord), "ready")]
+[JsonDerivedType(typeof(RefuseRecord), "refuse")]
+[JsonDerivedType(typeof(CommitRecord), "commit")]
+[JsonDerivedType(typeof(AbortRecord), "abort")]
+[JsonDerivedType(typeof(AppliedRecord), "applied")]
+[JsonDerivedType(typeof(StatusRecord), "status")]
+[JsonDerivedType(typeof(AuditRecord), "audit")]
+[JsonDerivedType(typeof(ProducerMappingRecord), "producer")]
+public abstract record ControlRecord
+{
+    /// <summary>The record's key on the topic: with compaction, the latest record of each key survives.</summary>
+    public abstract string Key { get; }
+}
+
+/// <summary>Hold and drain <see cref="Family"/> for a move to <see cref="Write"/>/<see cref="Read"/>; answer ready or refuse before the deadline.</summary>
+public sealed record PrepareRecord(string SwitchId, string Family, string Action, string Write, string Read, bool WriteMoves, bool ReadMoves,
+    string Coordinator, long DeadlineUnixMs) : ControlRecord
+{
+    public override string Key => $"switch/{SwitchId}/prepare";
+}
+
+/// <summary>The instance holds the family and nothing of it is in flight to the old clusters.</summary>
+public sealed record ReadyRecord(string SwitchId, string Instance) : ControlRecord
+{
+    public override string Key => $"switch/{SwitchId}/ready/{Instance}";
+}
+
+/// <summary>The instance could not hold and drain the family in time; the switch must abort.</summary>
+public sealed record RefuseRecord(string SwitchId, string Instance, string Why) : ControlRecord
+{
+    public override string Key => $"switch/{SwitchId}/refuse/{Instance}";
+}
+
+/// <summary>The family's new route: every instance persists and swaps it in, then releases what it held.</summary>
+public sealed record CommitRecord(string SwitchId, string Family, string Write, string Read, long Epoch, long WriteEpoch,
+    string? PreviousWrite, string? PreviousRead, DateTimeOffset UpdatedAt) : ControlRecord
+{
+    // Keyed by family, so a compacted topic keeps each family's latest route.
+    public override string Key => $"route/{Family}";
+
+    public FamilyRoute ToRoute() => new(Family, new ClusterRoute(Write, Read), Epoch, UpdatedAt,
+        PreviousWrite is not null && PreviousRead is not null ? new ClusterRoute(PreviousWrite, PreviousRead) : null, WriteEpoch);
+
+    public static CommitRecord From(string switchId, FamilyRoute route) => new(switchId, route.Family, route.Route.Write, route.Route.Read,
+        route.Epoch, route.WriteEpoch, route.Previous?.Write, route.Previous?.Read, route.UpdatedAt);
+}
+
+/// <summary>The switch is off: every instance releases the family to its old route.</summary>
+public sealed record AbortRecord(string SwitchId, string By, string Why) : ControlRecord
+{
+    public override string Key => $"switch/{SwitchId}/abort";
+}
+
+/// <summary>The instance routes by the committed table.</summary>
+public sealed record AppliedRecord(string SwitchId, string Instance) : ControlRecord
+{
+    public override string Key => $"switch/{SwitchId}/applied/{Instance}";
+}
+
+/// <summary>An instance's periodic word: what it routes by and what it holds (for <c>GET /v1/fleet</c>).</summary>
+public sealed record StatusRecord(string Instance, string Advertised, string Version, long RoutesEpoch, IReadOnlyList<string> HeldFamilies,
+    DateTimeOffset At) : ControlRecord
+{
+    public override string Key => $"status/{Instance}";
+}
+
+/// <summary>The fleet-wide audit trail: every switch and rollback, from whichever instance ran it.</summary>
+public sealed record AuditRecord(string Instance, AuditEntry Entry) : ControlRecord
+{
+    public override string Key => $"audit/{Entry.Time.ToUnixTimeMilliseconds()}/{Instance}";
+}
+
+/// <summary>
+/// An idempotent producer's mapping on one partition, shared so that a producer that reconnects to another instance
+/// (its own died) keeps the same upstream producer id, epoch and sequences, and its retried batch is still recognised
+/// as a duplicate.
+/// </summary>
+public sealed record ProducerMappingRecord(string Instance, ProducerSegmentEntry Entry) : ControlRecord
+{
+    public override string Key => $"producer/{Entry.ProducerId}/{Entry.ProducerEpoch}/{Entry.Topic}/{Entry.Partition}";
+}
