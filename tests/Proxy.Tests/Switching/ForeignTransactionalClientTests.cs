@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using Switchback.Proxy.Tests.ClientMatrix;
 using Switchback.Proxy.Tests.Integration;
@@ -62,16 +63,21 @@ public sealed class ForeignTransactionalClientTests(ITestOutputHelper output)
         try
         {
             await log.WaitForCommitsAsync(CommitsBeforeSwitch, producer.Running);
+            var clock = Stopwatch.StartNew();
             var switched = await rig.SwitchAsync(new { write = "target", force = true, timeoutMs = 20_000, reason = "foreign transactional load" });
             Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+            var switchTook = clock.Elapsed;
             await log.WaitForCommitsAsync(log.Committed.Count + CommitsOnTarget, producer.Running);
+            clock.Restart();
             var rolledBack = await rig.RollbackAsync(new { timeoutMs = 20_000, reason = "foreign transactional load" });
             Assert.True(rolledBack.Status == HttpStatusCode.OK, rolledBack.ToString());
+            var rollbackTook = clock.Elapsed;
             await log.WaitForCommitsAsync(log.Committed.Count + CommitsAfterRollback, producer.Running);
             var exitCode = await producer.StopAsync(StopTimeout);
 
             output.WriteLine($"{log.Committed.Count} committed, {log.Aborted.Count} aborted, {log.Transient.Count} client errors; " +
-                $"switch pause {switched.Body.GetProperty("pauseMs")} ms, rollback pause {rolledBack.Body.GetProperty("pauseMs")} ms");
+                $"switch pause {switched.Body.GetProperty("pauseMs")} ms (call {switchTook.TotalMilliseconds:F0} ms), " +
+                $"rollback pause {rolledBack.Body.GetProperty("pauseMs")} ms (call {rollbackTook.TotalMilliseconds:F0} ms)");
             Assert.True(log.Errors.IsEmpty, $"errors reached the application: {string.Join("; ", log.Errors.Take(5))}");
             Assert.True(exitCode == 0, $"the driver exited with {exitCode}; stderr:\n{producer.StderrTail}");
             AssertStoredOnce(rig, log);
