@@ -149,7 +149,7 @@ public sealed partial class BrokerListeners(ProxyState state, IConnectionListene
         var boundPort = ((IPEndPoint)bound.EndPoint).Port;
         if (broker.Problem is not null)
         {
-            LogBoundAfterAll(logger, broker.NodeId, boundPort);
+            LogBoundAtLast(logger, broker.NodeId, boundPort);
             broker.Problem = null;
         }
         else
@@ -345,5 +345,5 @@ public sealed partial class BrokerListeners(ProxyState state, IConnectionListene
     private static partial void LogUnbound(ILogger logger, int nodeId, string problem);
 
     [LoggerMessage(EventId = 1103, Level = LogLevel.Information, Message = "Broker {NodeId} advertised on port {Port}, which could not be bound before")]
-    private static partial void LogBoundAfterAll(ILogger logger, int nodeId, int port);
+    private static partial void LogBoundAtLast(ILogger logger, int nodeId, int port);
 }
