@@ -3,6 +3,7 @@ using Switchback.Proxy.Admin;
 using Switchback.Proxy.Configuration;
 using Switchback.Proxy.Demo;
 using Switchback.Proxy.Hosting;
+using Switchback.Proxy.Listening;
 
 namespace Switchback.Proxy;
 
@@ -37,6 +38,11 @@ public static class Program
         }
         catch (AdminCliException e)
         {
+            return Fail(e.Message);
+        }
+        catch (BrokerPortException e)
+        {
+            // Start-up could not bind a broker port: the message names the port and the setting to change.
             return Fail(e.Message);
         }
     }

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Prometheus;
 using Switchback.Proxy.Fleet;
+using Switchback.Proxy.Listening;
 using Switchback.Proxy.Routing;
 using Switchback.Proxy.Switching;
 using Switchback.Proxy.VirtualCluster;
@@ -22,10 +23,12 @@ public static class AdminEndpoints
     public static void Map(WebApplication app)
     {
         app.MapGet("/healthz", () => Results.Text("ok"));
-        app.MapGet("/readyz", (ProxyState state) =>
+        app.MapGet("/readyz", (ProxyState state, BrokerListeners listeners) =>
         {
             var problems = state.Clusters.Where(c => c.View is null || c.LastError is not null)
                 .Select(c => $"cluster '{c.Name}' unreachable: {c.LastError ?? "no metadata yet"}").ToList();
+            // A broker without a port is missing from what clients see, and its partitions have no leader for them.
+            problems.AddRange(listeners.UnboundBrokers().Select(problem => $"broker left out of answers to clients: {problem}"));
             return problems.Count == 0
                 ? Results.Text("ready")
                 : Results.Text(string.Join("\n", problems), statusCode: StatusCodes.Status503ServiceUnavailable);

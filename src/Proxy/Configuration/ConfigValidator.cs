@@ -126,7 +126,7 @@ public static class ConfigValidator
 
         return new ProxyConfig(
             listener,
-            new ListenerConfig(brokerPortStart, options.Listener.MaxBrokers),
+            new ListenerConfig(brokerPortStart, options.Listener.MaxBrokers, BrokerPortStartDefaulted: options.Listener.BrokerPortStart is null),
             options.Listener.AdvertisedHost,
             listener.Port,
             admin,

@@ -63,8 +63,11 @@ public sealed record FamilyConfig(
     ClusterRoute InitialRoute,
     IReadOnlyList<string>? AllowedPrincipals = null);
 
-/// <summary>Per-broker listening ports: <see cref="BrokerPortStart"/> upwards, or kernel-chosen when 0.</summary>
-public sealed record ListenerConfig(int BrokerPortStart, int MaxBrokers);
+/// <summary>
+/// Per-broker listening ports: <see cref="BrokerPortStart"/> upwards, or kernel-chosen when 0;
+/// <see cref="BrokerPortStartDefaulted"/> when it was not configured but derived from the bootstrap port.
+/// </summary>
+public sealed record ListenerConfig(int BrokerPortStart, int MaxBrokers, bool BrokerPortStartDefaulted = false);
 
 public sealed record LimitsConfig(
     int MaxFrameBytes,

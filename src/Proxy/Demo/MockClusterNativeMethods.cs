@@ -50,6 +50,9 @@ internal static partial class MockClusterNativeMethods
     [LibraryImport(Lib, EntryPoint = "rd_kafka_mock_broker_set_up")]
     internal static partial int BrokerSetUp(IntPtr mcluster, int brokerId);
 
+    [LibraryImport(Lib, EntryPoint = "rd_kafka_mock_broker_add")]
+    internal static partial int BrokerAdd(IntPtr mcluster, int brokerId);
+
     [LibraryImport(Lib, EntryPoint = "rd_kafka_mock_broker_set_rtt")]
     internal static partial int BrokerSetRtt(IntPtr mcluster, int brokerId, int rttMs);
 

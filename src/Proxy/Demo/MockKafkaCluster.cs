@@ -89,6 +89,13 @@ public sealed class MockKafkaCluster : IDisposable
     /// <summary>Makes broker <paramref name="brokerId"/> accept connections again on the same port.</summary>
     public void SetBrokerUp(int brokerId) => Check(WithCluster(c => BrokerSetUp(c, brokerId)), $"set broker {brokerId} up");
 
+    /// <summary>
+    /// Adds broker <paramref name="brokerId"/> on a kernel-chosen port; the mock then spreads every partition's
+    /// replicas and leadership over all brokers again. <see cref="BrokerIds"/> and <see cref="GetBrokerListener"/>
+    /// keep to the brokers the cluster started with.
+    /// </summary>
+    public void AddBroker(int brokerId) => Check(WithCluster(c => BrokerAdd(c, brokerId)), $"add broker {brokerId}");
+
     /// <summary>Delays every response of broker <paramref name="brokerId"/> (-1: all brokers) by <paramref name="rttMs"/>.</summary>
     public void SetBrokerRtt(int brokerId, int rttMs)
     {

@@ -1,17 +1,23 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Switchback.Proxy.Listening;
 using Switchback.Proxy.Upstream;
 using Switchback.Proxy.VirtualCluster;
 
 namespace Switchback.Proxy.Hosting;
 
-/// <summary>Loads every cluster's view at start-up and refreshes them periodically (one timer for all).</summary>
-public sealed partial class UpstreamMonitor(ProxyState state, ILogger<UpstreamMonitor> logger) : BackgroundService
+/// <summary>
+/// Loads every cluster's view at start-up and refreshes them periodically (one timer for all); after each load the
+/// ports of the brokers it shows are bound (<see cref="BrokerListeners"/>).
+/// </summary>
+public sealed partial class UpstreamMonitor(ProxyState state, BrokerListeners listeners, ILogger<UpstreamMonitor> logger) : BackgroundService
 {
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
         // Best effort before accepting clients, so the first ApiVersions already reflects every cluster.
         await RefreshAllAsync().WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+        // The brokers known now get their ports before the proxy reports ready; one that cannot be bound stops start-up.
+        await listeners.BindStartupBrokersAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
         await base.StartAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -23,6 +29,8 @@ public sealed partial class UpstreamMonitor(ProxyState state, ILogger<UpstreamMo
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
                 await RefreshAllAsync().ConfigureAwait(false);
+                // Brokers that appeared since, and those whose port could not be bound before (it may be free now).
+                await listeners.BindDiscoveredBrokersAsync().ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException)

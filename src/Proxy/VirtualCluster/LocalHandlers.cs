@@ -44,7 +44,7 @@ public sealed class LocalHandlers(ProxyState state)
             ControllerId = -1,
         };
         var views = await ViewsAsync(context.Session.Closed).ConfigureAwait(false);
-        await AddBrokersAsync(views, response).ConfigureAwait(false);
+        var leftOut = await AddBrokersAsync(views, response).ConfigureAwait(false);
 
         var allTopics = request.Topics is null || (context.Version == 0 && request.Topics.Count == 0);
         if (allTopics)
@@ -55,7 +55,7 @@ public sealed class LocalHandlers(ProxyState state)
                 {
                     if (routes.ForTopic(topic.Name).Route.Read == view.ClusterName)
                     {
-                        response.Topics.Add(Describe(view, topic));
+                        response.Topics.Add(Describe(view, topic, leftOut));
                     }
                 }
             }
@@ -89,7 +89,7 @@ public sealed class LocalHandlers(ProxyState state)
                 }
                 if (view is not null && view.Topics.TryGetValue(name, out var topic))
                 {
-                    response.Topics.Add(Describe(view, topic));
+                    response.Topics.Add(Describe(view, topic, leftOut));
                 }
                 else
                 {
@@ -116,32 +116,46 @@ public sealed class LocalHandlers(ProxyState state)
         }
     }
 
-    private async ValueTask AddBrokersAsync(IReadOnlyList<ClusterView> views, MetadataResponse response)
+    /// <summary>Adds the brokers clients can reach; returns the ids of those left out for want of a port, or null.</summary>
+    private async ValueTask<HashSet<int>?> AddBrokersAsync(IReadOnlyList<ClusterView> views, MetadataResponse response)
     {
-        foreach (var broker in await VirtualBrokersAsync(views).ConfigureAwait(false))
+        var (brokers, leftOut) = await VirtualBrokersAsync(views).ConfigureAwait(false);
+        foreach (var broker in brokers)
         {
             response.Brokers.Add(new MetadataResponse.MetadataResponseBroker { NodeId = broker.NodeId, Host = broker.Host, Port = broker.Port, Rack = broker.Rack });
         }
         // Clients see the first virtual broker as the controller.
         response.ControllerId = response.Brokers.Count > 0 ? response.Brokers[0].NodeId : -1;
+        return leftOut;
     }
 
-    /// <summary>Every upstream broker of every reachable cluster as clients see it: its virtual id, on the proxy's address.</summary>
-    private async ValueTask<List<UpstreamBroker>> VirtualBrokersAsync(IReadOnlyList<ClusterView> views)
+    /// <summary>
+    /// Every upstream broker of every reachable cluster as clients see it: its virtual id, on the proxy's address.
+    /// A broker whose port could not be bound is left out, as a broker leaves out one that is down, and listed apart.
+    /// </summary>
+    private async ValueTask<(List<UpstreamBroker> Brokers, HashSet<int>? LeftOut)> VirtualBrokersAsync(IReadOnlyList<ClusterView> views)
     {
         var brokers = new List<UpstreamBroker>();
+        HashSet<int>? leftOut = null;
         foreach (var view in views)
         {
             foreach (var broker in view.Brokers)
             {
                 var id = NodeIds.ToVirtual(view.Ordinal, broker.NodeId);
-                brokers.Add(new UpstreamBroker(id, state.Config.AdvertisedHost, await state.BrokerPort(id).ConfigureAwait(false), broker.Rack));
+                if (await state.BrokerPort(id).ConfigureAwait(false) is { } port)
+                {
+                    brokers.Add(new UpstreamBroker(id, state.Config.AdvertisedHost, port, broker.Rack));
+                }
+                else
+                {
+                    (leftOut ??= []).Add(id);
+                }
             }
         }
-        return brokers;
+        return (brokers, leftOut);
     }
 
-    private MetadataResponse.MetadataResponseTopic Describe(ClusterView view, TopicView topic)
+    private MetadataResponse.MetadataResponseTopic Describe(ClusterView view, TopicView topic, HashSet<int>? leftOut)
     {
         var described = new MetadataResponse.MetadataResponseTopic
         {
@@ -152,28 +166,41 @@ public sealed class LocalHandlers(ProxyState state)
         };
         foreach (var partition in topic.Partitions)
         {
+            var leader = NodeIds.ToVirtual(view.Ordinal, partition.Leader);
+            var error = partition.ErrorCode;
+            if (leftOut is not null && leftOut.Contains(leader))
+            {
+                // As a broker answers for a partition whose leader is not among the live brokers.
+                leader = -1;
+                error = (short)ErrorCode.LeaderNotAvailable;
+            }
             described.Partitions.Add(new MetadataResponse.MetadataResponsePartition
             {
-                ErrorCode = partition.ErrorCode,
+                ErrorCode = error,
                 PartitionIndex = partition.Index,
-                LeaderId = NodeIds.ToVirtual(view.Ordinal, partition.Leader),
+                LeaderId = leader,
                 // Leader epochs are per cluster; a client comparing epochs across a switch would see a bogus
                 // truncation, so the proxy reports none and clients skip epoch validation.
                 LeaderEpoch = -1,
-                ReplicaNodes = Map(view.Ordinal, partition.Replicas),
-                IsrNodes = Map(view.Ordinal, partition.Isr),
-                OfflineReplicas = Map(view.Ordinal, partition.Offline),
+                ReplicaNodes = Map(view.Ordinal, partition.Replicas, leftOut),
+                IsrNodes = Map(view.Ordinal, partition.Isr, leftOut),
+                OfflineReplicas = Map(view.Ordinal, partition.Offline, null),
             });
         }
         return described;
     }
 
-    private static List<int> Map(int ordinal, int[] nodes)
+    /// <summary>Maps upstream ids to virtual ones, dropping brokers left out of the answer.</summary>
+    private static List<int> Map(int ordinal, int[] nodes, HashSet<int>? leftOut)
     {
         var mapped = new List<int>(nodes.Length);
         foreach (var node in nodes)
         {
-            mapped.Add(NodeIds.ToVirtual(ordinal, node));
+            var id = NodeIds.ToVirtual(ordinal, node);
+            if (leftOut is null || !leftOut.Contains(id))
+            {
+                mapped.Add(id);
+            }
         }
         return mapped;
     }
@@ -182,7 +209,8 @@ public sealed class LocalHandlers(ProxyState state)
     {
         var views = await ViewsAsync(context.Session.Closed).ConfigureAwait(false);
         var response = new DescribeClusterResponse { ClusterId = state.Config.ClusterId, ControllerId = -1 };
-        foreach (var broker in await VirtualBrokersAsync(views).ConfigureAwait(false))
+        var (brokers, _) = await VirtualBrokersAsync(views).ConfigureAwait(false);
+        foreach (var broker in brokers)
         {
             response.Brokers.Add(new DescribeClusterResponse.DescribeClusterBroker { BrokerId = broker.NodeId, Host = broker.Host, Port = broker.Port, Rack = broker.Rack });
         }
@@ -197,18 +225,18 @@ public sealed class LocalHandlers(ProxyState state)
         var response = new FindCoordinatorResponse();
         if (context.Version < 4)
         {
-            var (error, nodeId, message) = await LocateAsync(routes, request.KeyType, request.Key, context.Session.Closed).ConfigureAwait(false);
+            var (error, nodeId, port, message) = await LocateAsync(routes, request.KeyType, request.Key, context.Session.Closed).ConfigureAwait(false);
             response.ErrorCode = error;
             response.ErrorMessage = message;
             response.NodeId = nodeId;
             response.Host = error == 0 ? state.Config.AdvertisedHost : "";
-            response.Port = error == 0 ? await state.BrokerPort(nodeId).ConfigureAwait(false) : -1;
+            response.Port = port;
         }
         else
         {
             foreach (var key in request.CoordinatorKeys)
             {
-                var (error, nodeId, message) = await LocateAsync(routes, request.KeyType, key, context.Session.Closed).ConfigureAwait(false);
+                var (error, nodeId, port, message) = await LocateAsync(routes, request.KeyType, key, context.Session.Closed).ConfigureAwait(false);
                 response.Coordinators.Add(new FindCoordinatorResponse.Coordinator
                 {
                     Key = key,
@@ -216,14 +244,15 @@ public sealed class LocalHandlers(ProxyState state)
                     ErrorMessage = message,
                     NodeId = nodeId,
                     Host = error == 0 ? state.Config.AdvertisedHost : "",
-                    Port = error == 0 ? await state.BrokerPort(nodeId).ConfigureAwait(false) : -1,
+                    Port = port,
                 });
             }
         }
         return Task.FromResult(context.Respond(response));
     }
 
-    private async ValueTask<(short Error, int NodeId, string? Message)> LocateAsync(RouteTable routes, sbyte keyType, string key, CancellationToken cancellationToken)
+    /// <summary>The coordinator of a key as clients see it: its virtual id and port, or the error to answer with.</summary>
+    private async ValueTask<(short Error, int NodeId, int Port, string? Message)> LocateAsync(RouteTable routes, sbyte keyType, string key, CancellationToken cancellationToken)
     {
         string clusterName;
         switch (keyType)
@@ -235,21 +264,27 @@ public sealed class LocalHandlers(ProxyState state)
                 clusterName = routes.ForTransactionalId(key).Route.Write;
                 break;
             default:
-                return ((short)ErrorCode.InvalidRequest, -1, $"Coordinator key type {keyType} is not supported by this proxy.");
+                return ((short)ErrorCode.InvalidRequest, -1, -1, $"Coordinator key type {keyType} is not supported by this proxy.");
         }
         var cluster = state.Cluster(clusterName);
         try
         {
             var node = await cluster.FindCoordinatorAsync(keyType, key, cancellationToken, refresh: true).ConfigureAwait(false);
-            return (0, NodeIds.ToVirtual(cluster.Config.Ordinal, node), null);
+            var nodeId = NodeIds.ToVirtual(cluster.Config.Ordinal, node);
+            if (await state.BrokerPort(nodeId).ConfigureAwait(false) is { } port)
+            {
+                return (0, nodeId, port, null);
+            }
+            // The coordinator is left out of Metadata for want of a port: as a broker answers while its coordinator is down.
+            return ((short)ErrorCode.CoordinatorNotAvailable, -1, -1, $"The coordinator, broker {nodeId}, cannot be reached through this proxy (no port could be bound for it).");
         }
         catch (CoordinatorUnavailableException e)
         {
-            return (e.ErrorCode, -1, e.Message);
+            return (e.ErrorCode, -1, -1, e.Message);
         }
         catch (UpstreamUnavailableException e)
         {
-            return ((short)ErrorCode.CoordinatorNotAvailable, -1, e.Message);
+            return ((short)ErrorCode.CoordinatorNotAvailable, -1, -1, e.Message);
         }
     }
 

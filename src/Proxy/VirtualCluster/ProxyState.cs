@@ -113,8 +113,12 @@ public sealed class ProxyState : IAsyncDisposable
         }
     }
 
-    /// <summary>Resolves the port of a client-visible broker (set by the listener that owns the ports).</summary>
-    public Func<int, ValueTask<int>> BrokerPort { get; set; } = _ => ValueTask.FromResult(0);
+    /// <summary>
+    /// Resolves the port of a client-visible broker (set by the listener that owns the ports); null when the broker
+    /// has none because its port could not be bound: answers then leave that broker out, as a broker's answers leave
+    /// out one that is down.
+    /// </summary>
+    public Func<int, ValueTask<int?>> BrokerPort { get; set; } = _ => ValueTask.FromResult<int?>(0);
 
     /// <summary>Cancelled when the proxy begins to shut down: sessions stop reading and finish what is in flight.</summary>
     public CancellationToken Stopping { get; set; }

@@ -95,9 +95,10 @@ public sealed class UpstreamCall(ClusterView view, int leader) : IDisposable
         foreach (var node in source)
         {
             var id = NodeIds.ToVirtual(view.Ordinal, node.NodeId);
-            if (!target.Exists(n => n.NodeId == id))
+            // A broker without a port is left out of the hints; clients then look its partitions up in Metadata.
+            if (!target.Exists(n => n.NodeId == id) && await state.BrokerPort(id).ConfigureAwait(false) is { } port)
             {
-                target.Add(new ProduceResponse.NodeEndpoint { NodeId = id, Host = state.Config.AdvertisedHost, Port = await state.BrokerPort(id).ConfigureAwait(false), Rack = node.Rack });
+                target.Add(new ProduceResponse.NodeEndpoint { NodeId = id, Host = state.Config.AdvertisedHost, Port = port, Rack = node.Rack });
             }
         }
     }
@@ -111,9 +112,9 @@ public sealed class UpstreamCall(ClusterView view, int leader) : IDisposable
         foreach (var node in source)
         {
             var id = NodeIds.ToVirtual(view.Ordinal, node.NodeId);
-            if (!target.Exists(n => n.NodeId == id))
+            if (!target.Exists(n => n.NodeId == id) && await state.BrokerPort(id).ConfigureAwait(false) is { } port)
             {
-                target.Add(new FetchResponse.NodeEndpoint { NodeId = id, Host = state.Config.AdvertisedHost, Port = await state.BrokerPort(id).ConfigureAwait(false), Rack = node.Rack });
+                target.Add(new FetchResponse.NodeEndpoint { NodeId = id, Host = state.Config.AdvertisedHost, Port = port, Rack = node.Rack });
             }
         }
     }

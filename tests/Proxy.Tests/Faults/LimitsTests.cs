@@ -17,7 +17,7 @@ public sealed class LimitsTests(ProxyFixture fixture)
     {
         var logs = new CapturingLoggerProvider();
         await using var proxy = await fixture.StartProxyAsync(new Dictionary<string, string?> { ["Switchback:Limits:MaxConnections"] = "3" }, logs);
-        var brokerPort = await proxy.State.BrokerPort(proxy.State.BootstrapNodeId.GetValueOrDefault() + 1);
+        var brokerPort = await proxy.State.BrokerPort(proxy.State.BootstrapNodeId.GetValueOrDefault() + 1) ?? throw new InvalidOperationException("no broker port");
         Assert.NotEqual(proxy.State.AdvertisedPort, brokerPort); // a per-broker listener, not the bootstrap one
         var broker = $"127.0.0.1:{brokerPort}";
 

@@ -175,10 +175,17 @@ public sealed class RestartMidSwitchTests(ProxyFixture fixture, ITestOutputHelpe
                 // cluster answers, and may store, after its delay), and headers read later cover every record read.
                 var records = ProxyFixture.ReadDirectly(cluster, topic).OrderBy(r => r.Partition.Value).ThenBy(r => r.Offset.Value).ToList();
                 var batches = await StoredBatches.ReadAsync(cluster, topic, ProxyFixture.Partitions);
+                StoredBatch? BatchOf(ConsumeResult<string, string> record) =>
+                    batches.SingleOrDefault(b => b.Partition == record.Partition.Value && b.BaseOffset <= record.Offset.Value && record.Offset.Value <= b.LastOffset);
+                // A fetch of batch headers on a loaded machine can come back short of a record just read: read them again.
+                for (var attempt = 0; attempt < 5 && records.Any(r => BatchOf(r) is null); attempt++)
+                {
+                    batches = await StoredBatches.ReadAsync(cluster, topic, ProxyFixture.Partitions);
+                }
                 var sequences = new HashSet<(int, long, short, long)>();
                 foreach (var record in records)
                 {
-                    var batch = batches.Single(b => b.Partition == record.Partition.Value && b.BaseOffset <= record.Offset.Value && record.Offset.Value <= b.LastOffset);
+                    var batch = BatchOf(record) ?? throw new InvalidOperationException($"no stored batch holds {record.TopicPartitionOffset}");
                     var sequence = (long)batch.BaseSequence + (record.Offset.Value - batch.BaseOffset);
                     stored.Add((record.Message.Value, !sequences.Add((batch.Partition, batch.ProducerId, batch.ProducerEpoch, sequence))));
                 }
