@@ -239,14 +239,14 @@ public sealed class ProducerIdMapper : IAsyncDisposable
         private async Task<Segment> CreateAsync(ProducerIdMapper mapper, (long Pid, short Epoch) client, FamilyRoute route, string topic, int partition, int baseSequence, CancellationToken cancellationToken)
         {
             var cluster = route.Route.Write;
-            if (mapper._shared is { } shared)
+            if (mapper._shared is { } controlLog)
             {
                 // In a fleet, another instance may have mapped this producer (the client came here because its instance
                 // died): everything shared so far is read before a new mapping is made, and the shared one is used.
-                await shared.CaughtUpAsync(cancellationToken).ConfigureAwait(false);
-                if (Partitions.TryGetValue((topic, partition), out var shared_) && shared_.Cluster == cluster && shared_.WriteEpoch == route.WriteEpoch)
+                await controlLog.CaughtUpAsync(cancellationToken).ConfigureAwait(false);
+                if (Partitions.TryGetValue((topic, partition), out var known) && known.Cluster == cluster && known.WriteEpoch == route.WriteEpoch)
                 {
-                    return shared_;
+                    return known;
                 }
             }
             var idKey = (cluster, route.Family, route.WriteEpoch);
@@ -274,12 +274,12 @@ public sealed class ProducerIdMapper : IAsyncDisposable
             {
                 var entry = new ProducerSegmentEntry(client.Pid, client.Epoch, topic, partition, route.Family, cluster,
                     route.WriteEpoch, ids.Item1, ids.Item2, baseSequence);
-                if (mapper._shared is { } shared)
+                if (mapper._shared is { } fleetLog)
                 {
                     // On disk here and in the fleet's log before the first batch uses it.
                     var local = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                     await mapper._log.AppendAsync(entry, local).ConfigureAwait(false);
-                    _ = ShareAsync(shared, entry, local.Task, durable,
+                    _ = ShareAsync(fleetLog, entry, local.Task, durable,
                         () => Partitions.TryRemove(new KeyValuePair<(string, int), Segment>((topic, partition), created)));
                 }
                 else
