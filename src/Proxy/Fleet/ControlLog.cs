@@ -197,8 +197,14 @@ public sealed partial class ControlLog : IAsyncDisposable
         }
     }
 
+    private int _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
         await _stop.CancelAsync().ConfigureAwait(false);
         _reader?.Join(TimeSpan.FromSeconds(10));
         _consumer?.Close();

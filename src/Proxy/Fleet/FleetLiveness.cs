@@ -39,5 +39,7 @@ public sealed class FleetLiveness : IFleetLiveness
 
     public Task StartAsync(CancellationToken cancellationToken) => _membership.StartAsync(cancellationToken);
 
-    public ValueTask DisposeAsync() => _membership.DisposeAsync();
+    private int _disposed;
+
+    public ValueTask DisposeAsync() => Interlocked.Exchange(ref _disposed, 1) == 1 ? ValueTask.CompletedTask : _membership.DisposeAsync();
 }
