@@ -71,7 +71,8 @@ public sealed partial class ControlLog : IAsyncDisposable
             GroupId = $"{_fleet.Topic}-reader",
             EnableAutoCommit = false,
             EnablePartitionEof = true,
-            FetchWaitMaxMs = 100,
+            // A waiting fetch answers as soon as a record arrives on a broker; the mock clusters wait it out, so keep it short.
+            FetchWaitMaxMs = 10,
             IsolationLevel = IsolationLevel.ReadCommitted,
         };
         ClusterAdmin.ApplySecurity(consumerConfig, _cluster.UpstreamSecurity);
