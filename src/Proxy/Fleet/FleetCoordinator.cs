@@ -36,6 +36,7 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
     private readonly ConcurrentDictionary<string, StatusRecord> _statuses = new(StringComparer.Ordinal);
     private readonly Lock _fenceLock = new();
     private List<FamilyHold>? _fence;
+    private DateTimeOffset? _fencedSince;
     private long _replayEnd = long.MaxValue;
     private volatile bool _caughtUp;
     private Task? _watch;
@@ -69,6 +70,18 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
             lock (_fenceLock)
             {
                 return _fence is not null;
+            }
+        }
+    }
+
+    /// <summary>Since when this instance has held every family's writes; null while it routes.</summary>
+    public DateTimeOffset? FencedSince
+    {
+        get
+        {
+            lock (_fenceLock)
+            {
+                return _fencedSince;
             }
         }
     }
@@ -425,6 +438,7 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
             }
             _fence = [.. _state.Routes.Current.Families.Append(_state.Routes.Current.Default)
                 .Select(f => new FamilyHold(_state, f.Family, writes: true, commits: true))];
+            _fencedSince = DateTimeOffset.UtcNow;
         }
         LogFenced(_logger, InstanceId, why);
         Pulse();
@@ -437,6 +451,7 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
         {
             fence = _fence;
             _fence = null;
+            _fencedSince = null;
         }
         if (fence is null)
         {

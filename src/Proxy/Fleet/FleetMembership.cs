@@ -155,9 +155,11 @@ public sealed partial class FleetMembership : IAsyncDisposable
     /// <see cref="FleetMembershipOptions.RebalanceTimeout"/>) after it began, which was after the coordinator last
     /// answered that member without error. So a member that counts from its send times fences itself (RenewedUntil
     /// passes) no later than the coordinator can expel it and let the rest of the group form a generation without it.
-    /// The margin covers the two clocks' rates and the time between reading the clock and the request leaving. The
-    /// member also gives the lease up at once when it asks for a new generation (sends JoinGroup), when the
-    /// coordinator says it is out (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID) and when it leaves.
+    /// The margin covers the two clocks' rates and the time between reading the clock and the request leaving. A
+    /// rejoin keeps the lease running (the member is still counted until then), so a rebalance does not fence the
+    /// fleet; the member gives the lease up at once when the coordinator says it is out (UNKNOWN_MEMBER_ID,
+    /// ILLEGAL_GENERATION, FENCED_INSTANCE_ID) and when it leaves. During a rebalance <see cref="Current"/> is the
+    /// previous generation's view.
     /// <see cref="IsRenewed"/> measures the lease on the monotonic clock; this wall-clock value is for display.
     /// </remarks>
     public DateTimeOffset RenewedUntil
@@ -172,8 +174,8 @@ public sealed partial class FleetMembership : IAsyncDisposable
     }
 
     /// <summary>
-    /// True while <see cref="RenewedUntil"/> has not passed: <see cref="Current"/> is this member's generation and no
-    /// other generation can have formed without it. Act as leader (or as a member of the view) only while true.
+    /// True while <see cref="RenewedUntil"/> has not passed: no generation can have formed without this member. (During a
+    /// rebalance <see cref="Current"/> may already be superseded; do not act as leader on it alone.)
     /// </summary>
     public bool IsRenewed => _time.GetTimestamp() < Volatile.Read(ref _leaseDeadline);
 
@@ -449,7 +451,13 @@ public sealed partial class FleetMembership : IAsyncDisposable
         var pause = _options.RetryBackoffMin;
         while (true)
         {
-            GiveUpLease(_current is null ? "joining" : "rejoining");
+            // A rejoin keeps the lease it has: the coordinator still counts this member until a session timeout after
+            // the last heartbeat it received, so the lease (from that heartbeat's send time) runs out no later. Giving
+            // it up here would hold every family's writes fleet-wide for the length of each rebalance.
+            if (_current is null)
+            {
+                GiveUpLease("joining");
+            }
             var join = new JoinGroupRequest
             {
                 GroupId = GroupId,

@@ -23,7 +23,7 @@ public sealed class FleetRig : IAsyncDisposable
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(90) };
     private readonly Dictionary<string, string> _stateDirectories = new(StringComparer.Ordinal);
 
-    private FleetRig(int partitions, int sessionTimeoutMs)
+    private FleetRig(int partitions, int sessionTimeoutMs, bool controlBehindRelay)
     {
         Partitions = partitions;
         SessionTimeoutMs = sessionTimeoutMs;
@@ -33,9 +33,24 @@ public sealed class FleetRig : IAsyncDisposable
         {
             cluster.CreateTopic(Topic, partitions);
         }
+        if (controlBehindRelay)
+        {
+            // A cluster of its own for the fleet, reached only through a relay that can cut one instance off.
+            Control = MockKafkaCluster.Start(1);
+            Relay = new ClientCutRelay(Control);
+        }
         // The mock does not offer CreateTopics: the control topic is made here, as an operator would.
-        Source.CreateTopic(ControlTopic, 1);
+        (Control ?? Source).CreateTopic(ControlTopic, 1);
     }
+
+    /// <summary>The cluster hosting the control topic when it is not <see cref="Source"/>.</summary>
+    public MockKafkaCluster? Control { get; }
+
+    /// <summary>The relay every instance reaches <see cref="Control"/> through.</summary>
+    internal ClientCutRelay? Relay { get; }
+
+    /// <summary>The client id an instance's fleet clients (membership, control log) use, for <see cref="ClientCutRelay.Cut"/>.</summary>
+    public static string FleetClientId(string instance) => $"switchback-fleet-{instance}";
 
     public MockKafkaCluster Source { get; }
     public MockKafkaCluster Target { get; }
@@ -43,9 +58,9 @@ public sealed class FleetRig : IAsyncDisposable
     public int SessionTimeoutMs { get; }
     public Dictionary<string, ProxyHost> Instances { get; } = new(StringComparer.Ordinal);
 
-    public static async Task<FleetRig> StartAsync(int instances = 3, int partitions = 4, int sessionTimeoutMs = 6000)
+    public static async Task<FleetRig> StartAsync(int instances = 3, int partitions = 4, int sessionTimeoutMs = 6000, bool controlBehindRelay = false)
     {
-        var rig = new FleetRig(partitions, sessionTimeoutMs);
+        var rig = new FleetRig(partitions, sessionTimeoutMs, controlBehindRelay);
         try
         {
             // Started side by side: each join rebalances the group, so one after another would wait out each rebalance.
@@ -95,11 +110,15 @@ public sealed class FleetRig : IAsyncDisposable
             ["Switchback:Families:0:Read"] = "source",
             ["Switchback:Default:Write"] = "source",
             ["Switchback:Default:Read"] = "source",
-            ["Switchback:Fleet:Cluster"] = "source",
+            ["Switchback:Fleet:Cluster"] = Control is null ? "source" : "control",
             ["Switchback:Fleet:Topic"] = ControlTopic,
             ["Switchback:Fleet:InstanceId"] = id,
             ["Switchback:Fleet:SessionTimeoutMs"] = $"{SessionTimeoutMs}",
         };
+        if (Relay is not null)
+        {
+            settings["Switchback:Clusters:control:BootstrapServers"] = Relay.BootstrapServers;
+        }
         return new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
     }
 
@@ -145,8 +164,13 @@ public sealed class FleetRig : IAsyncDisposable
             await host.DisposeAsync();
         }
         _http.Dispose();
+        if (Relay is not null)
+        {
+            await Relay.DisposeAsync();
+        }
         Source.Dispose();
         Target.Dispose();
+        Control?.Dispose();
         foreach (var directory in _stateDirectories.Values)
         {
             try

@@ -3,6 +3,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using Confluent.Kafka;
+using Microsoft.Extensions.DependencyInjection;
+using Switchback.Proxy.Fleet;
 using Switchback.Proxy.Tests.Switching;
 using Xunit;
 using Xunit.Abstractions;
@@ -110,6 +112,88 @@ public sealed class FleetSwitchTests(ITestOutputHelper output)
         var members = fleet.Body.GetProperty("members").EnumerateArray().Where(m => m.GetProperty("live").GetBoolean())
             .Select(m => m.GetProperty("id").GetString()).Order(StringComparer.Ordinal).ToList();
         Assert.Equal(["p1", "p2", "p3"], members);
+    }
+
+    [Fact]
+    public async Task InstanceCutOffFromTheControlCluster_StopsRoutingWritesBeforeTheOthersCommit_ThenRejoinsOnTheNewRoute()
+    {
+        await using var rig = await FleetRig.StartAsync(controlBehindRelay: true);
+        var deliveries = new ConcurrentQueue<(string Key, string Value, string? Error)>();
+        var errors = new ConcurrentQueue<string>();
+        using var stop = new CancellationTokenSource();
+        // Producers through p1 (which stays) and p3 (which is cut off).
+        var producers = new[] { ("p1", 0), ("p3", 2) }
+            .Select(p => Task.Run(() => Produce(rig[p.Item1].BootstrapServers, p.Item2, deliveries, errors, stop.Token))).ToArray();
+        await WaitForAsync(() => deliveries.Count(d => d.Key.StartsWith("p0-", StringComparison.Ordinal)) > 200
+            && deliveries.Count(d => d.Key.StartsWith("p2-", StringComparison.Ordinal)) > 200, "both producers going");
+
+        var cutOff = rig["p3"].Services.GetRequiredService<FleetCoordinator>();
+        rig.Relay!.Cut(FleetRig.FleetClientId("p3"));
+        var switched = await rig.PostAsync("p1", "v1/families/orders/switch", new { write = "target", force = true, timeoutMs = 60_000, reason = "cut off" });
+        Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+        Assert.Equal("target", rig["p1"].State.Routes.Current.Find(FleetRig.Family)!.Route.Write);
+        Assert.Equal("target", rig["p2"].State.Routes.Current.Find(FleetRig.Family)!.Route.Write);
+
+        // The cut-off instance fenced itself before the commit was appended (same machine, same clock).
+        var commitAppended = ReadCommitTimes(rig.Control!).Single();
+        Assert.True(cutOff.FencedSince is { } fenced && fenced < commitAppended,
+            $"p3 fenced at {cutOff.FencedSince:O}, commit appended at {commitAppended:O}");
+        var sourceEndsAtCommit = SwitchingRig.EndOffsets(rig.Source, FleetRig.Topic, rig.Partitions);
+        // While cut off it routes nothing of the family to the old cluster, though its producer keeps sending.
+        var onTarget = deliveries.Count;
+        await WaitForAsync(() => deliveries.Count > onTarget + 500, "p1's producer on target");
+        Assert.Equal(sourceEndsAtCommit, SwitchingRig.EndOffsets(rig.Source, FleetRig.Topic, rig.Partitions));
+
+        rig.Relay.Heal(FleetRig.FleetClientId("p3"));
+        await WaitForAsync(() => !cutOff.IsFenced && rig["p3"].State.Routes.Current.Find(FleetRig.Family)!.Route.Write == "target", "p3 back on the new route");
+        var healed = deliveries.Count(d => d.Key.StartsWith("p2-", StringComparison.Ordinal));
+        await WaitForAsync(() => deliveries.Count(d => d.Key.StartsWith("p2-", StringComparison.Ordinal)) > healed + 500, "p3's producer going again");
+        await stop.CancelAsync();
+        await Task.WhenAll(producers);
+
+        Assert.Equal(sourceEndsAtCommit, SwitchingRig.EndOffsets(rig.Source, FleetRig.Topic, rig.Partitions));
+        Assert.True(errors.IsEmpty, $"producer errors: {string.Join("; ", errors.Take(5))}");
+        var failed = deliveries.Where(d => d.Error is not null).ToList();
+        Assert.True(failed.Count == 0, $"failed deliveries: {string.Join("; ", failed.Take(5).Select(f => f.Error))}");
+        var stored = SwitchingRig.ReadAll(rig.Source, "source", FleetRig.Topic, rig.Partitions).Select(r => (Phase: 0, Record: r))
+            .Concat(SwitchingRig.ReadAll(rig.Target, "target", FleetRig.Topic, rig.Partitions).Select(r => (Phase: 1, Record: r))).ToList();
+        Assert.Equal(deliveries.Count, stored.Count);
+        foreach (var key in stored.GroupBy(s => s.Record.Key))
+        {
+            var sequences = key.OrderBy(s => s.Phase).ThenBy(s => s.Record.Offset).Select(s => int.Parse(s.Record.Value, CultureInfo.InvariantCulture)).ToList();
+            Assert.True(sequences.SequenceEqual(Enumerable.Range(0, sequences.Count)), $"key {key.Key}: stored out of order, with gaps or twice");
+        }
+    }
+
+    /// <summary>When each commit record was appended to the control topic (its timestamp), read directly.</summary>
+    private static List<DateTimeOffset> ReadCommitTimes(Switchback.Proxy.Demo.MockKafkaCluster control)
+    {
+        using var consumer = new ConsumerBuilder<string, string>(new ConsumerConfig
+        {
+            BootstrapServers = control.BootstrapServers,
+            GroupId = $"reader-{Guid.NewGuid():N}",
+            EnableAutoCommit = false,
+            EnablePartitionEof = true,
+        }).SetLogHandler(static (_, _) => { }).Build();
+        consumer.Assign(new TopicPartitionOffset(FleetRig.ControlTopic, 0, Offset.Beginning));
+        var times = new List<DateTimeOffset>();
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is not { } result)
+            {
+                continue;
+            }
+            if (result.IsPartitionEOF)
+            {
+                return times;
+            }
+            if (result.Message.Value.Contains("\"kind\":\"commit\"", StringComparison.Ordinal))
+            {
+                times.Add(result.Message.Timestamp.UtcDateTime);
+            }
+        }
+        throw new TimeoutException("could not read the control topic to its end");
     }
 
     private static void Produce(string bootstrapServers, int index, ConcurrentQueue<(string Key, string Value, string? Error)> deliveries,
