@@ -25,6 +25,15 @@ public sealed record ProxyConfig(
     /// <summary>TLS and SASL of the client listener; <see cref="ListenerSecurity.None"/> when neither is configured.</summary>
     public ListenerSecurity ListenerSecurity => Security ?? ListenerSecurity.None;
 
+    /// <summary>
+    /// Whether clients are kept away from a topic: the fleet's control topic is the proxy's own, and a client writing
+    /// to it through the proxy (which reaches it with the proxy's identity) could forge or delete the fleet's log.
+    /// </summary>
+    public bool IsReservedTopic(string topic) => Fleet is { } fleet && topic == fleet.Topic;
+
+    /// <summary>Whether clients are kept away from a group: the fleet's own groups (a client joining one could pose as an instance).</summary>
+    public bool IsReservedGroup(string group) => Fleet is { } fleet && (group == fleet.GroupId || group == fleet.ReaderGroupId);
+
     public ClusterConfig Cluster(string name)
     {
         foreach (var cluster in Clusters)
@@ -46,6 +55,9 @@ public sealed record FleetConfig(string Cluster, string Topic, string InstanceId
 {
     /// <summary>The group whose membership is the list of live instances.</summary>
     public string GroupId => $"{Topic}-fleet";
+
+    /// <summary>The group id the control topic's reader names (it never joins or commits).</summary>
+    public string ReaderGroupId => $"{Topic}-reader";
 }
 
 /// <summary>An upstream Kafka cluster. <see cref="Ordinal"/> (its position in configuration) scopes its node ids.</summary>

@@ -68,7 +68,7 @@ public sealed partial class ControlLog : IAsyncDisposable
             BootstrapServers = BootstrapServers,
             ClientId = $"switchback-fleet-{_fleet.InstanceId}",
             // Assigned, never subscribed or committed: the group id is only a librdkafka requirement.
-            GroupId = $"{_fleet.Topic}-reader",
+            GroupId = _fleet.ReaderGroupId,
             EnableAutoCommit = false,
             EnablePartitionEof = true,
             // A waiting fetch answers as soon as a record arrives on a broker; the mock clusters wait it out, so keep it short.

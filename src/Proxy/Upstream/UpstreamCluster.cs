@@ -29,8 +29,12 @@ public sealed partial class UpstreamCluster : IAsyncDisposable
     private readonly Lock _refreshLock = new();
     private string? _lastError;
 
-    public UpstreamCluster(ClusterConfig config, LimitsConfig limits, ILogger logger)
+    private readonly Func<string, bool> _hidden;
+
+    /// <param name="hidden">Topics left out of this cluster's views, so no client request can reach them (the fleet's control topic).</param>
+    public UpstreamCluster(ClusterConfig config, LimitsConfig limits, ILogger logger, Func<string, bool>? hidden = null)
     {
+        _hidden = hidden ?? (static _ => false);
         Config = config;
         _limits = limits;
         _logger = logger;
@@ -121,7 +125,7 @@ public sealed partial class UpstreamCluster : IAsyncDisposable
         var topics = new List<TopicView>(metadata.Topics.Count);
         foreach (var topic in metadata.Topics)
         {
-            if (topic.Name is null)
+            if (topic.Name is null || _hidden(topic.Name))
             {
                 continue;
             }

@@ -90,6 +90,11 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 break;
         }
 
+        if (target.KeyType == GroupKey && target.Key is { } requestedGroup && state.Config.IsReservedGroup(requestedGroup)
+            && ErrorResponses.ForRequest(context, ErrorCode.GroupAuthorizationFailed) is { } denied)
+        {
+            return Task.FromResult(context.Respond(denied)); // a client in the fleet's group could pose as an instance
+        }
         Switching.FamilyTraffic.Lane? lane = null;
         string? endsTransaction = null;
         string? transactionalId = target.KeyType == TransactionKey ? target.Key

@@ -257,6 +257,8 @@ public sealed class LocalHandlers(ProxyState state)
         string clusterName;
         switch (keyType)
         {
+            case 0 when state.Config.IsReservedGroup(key):
+                return ((short)ErrorCode.GroupAuthorizationFailed, -1, -1, "The fleet's own groups are not open to clients.");
             case 0:
                 clusterName = routes.ForGroup(key).Route.Read;
                 break;

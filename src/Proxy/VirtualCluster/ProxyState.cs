@@ -31,7 +31,7 @@ public sealed class ProxyState : IAsyncDisposable
         AdvertisedPort = config.AdvertisedPort;
         LoggerFactory = loggerFactory;
         var logger = loggerFactory.CreateLogger("Switchback.Upstream");
-        _clusters = config.Clusters.ToDictionary(c => c.Name, c => new UpstreamCluster(c, config.Limits, logger), StringComparer.Ordinal);
+        _clusters = config.Clusters.ToDictionary(c => c.Name, c => new UpstreamCluster(c, config.Limits, logger, config.IsReservedTopic), StringComparer.Ordinal);
         _clustersByOrdinal = [.. config.Clusters.Select(c => _clusters[c.Name])];
         ClustersByOrdinal = _clustersByOrdinal;
         Authorization = Security.FamilyAuthorization.Create(config, this);

@@ -29,6 +29,11 @@ public sealed class TopicAdminRouter(ProxyState state)
         for (var i = 0; i < batch.Count; i++)
         {
             var entry = batch.EntryAt(i);
+            if (entry.Subject is AdminSubject.Topic or AdminSubject.Partition && state.Config.IsReservedTopic(entry.Name))
+            {
+                failures[i] = ErrorCode.TopicAuthorizationFailed; // the fleet's control topic is the proxy's own
+                continue;
+            }
             switch (entry.Subject)
             {
                 case AdminSubject.Topic:

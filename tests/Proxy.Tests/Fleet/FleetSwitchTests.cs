@@ -165,6 +165,52 @@ public sealed class FleetSwitchTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task ControlTopicAndFleetGroups_AreNotOpenToClients()
+    {
+        await using var rig = await FleetRig.StartAsync(instances: 1);
+        var bootstrap = rig["p1"].BootstrapServers;
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrap }).SetLogHandler(static (_, _) => { }).Build();
+        var metadata = admin.GetMetadata(TimeSpan.FromSeconds(20));
+        Assert.Contains(metadata.Topics, t => t.Topic == FleetRig.Topic);
+        Assert.DoesNotContain(metadata.Topics, t => t.Topic == FleetRig.ControlTopic);
+        // Produce and Fetch find no such topic either: the proxy's views leave it out.
+        using (var producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = bootstrap, MessageTimeoutMs = 3000 })
+            .SetLogHandler(static (_, _) => { }).Build())
+        {
+            var forged = await Assert.ThrowsAsync<ProduceException<string, string>>(() =>
+                producer.ProduceAsync(FleetRig.ControlTopic, new Message<string, string> { Key = "route/orders", Value = "forged" }));
+            Assert.NotEqual(PersistenceStatus.Persisted, forged.DeliveryResult.Status);
+        }
+
+        // A client joining the fleet's group could pose as an instance: its coordinator lookup is refused.
+        var refused = new TaskCompletionSource<Error>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = bootstrap, GroupId = $"{FleetRig.ControlTopic}-fleet" })
+            .SetErrorHandler((_, e) => refused.TrySetResult(e)).SetLogHandler(static (_, _) => { }).Build();
+        consumer.Subscribe(FleetRig.Topic);
+        using var polling = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var poll = Task.Run(() =>
+        {
+            while (!polling.IsCancellationRequested && !refused.Task.IsCompleted)
+            {
+                try
+                {
+                    consumer.Consume(TimeSpan.FromMilliseconds(100));
+                }
+                catch (ConsumeException e)
+                {
+                    refused.TrySetResult(e.Error); // librdkafka hands a group's authorization error to the application here
+                }
+            }
+        });
+        var error = await refused.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await polling.CancelAsync();
+        await poll;
+        Assert.Equal(ErrorCode.GroupAuthorizationFailed, error.Code);
+        // The instance itself is unharmed: still the fleet's only member, routing.
+        Assert.False(rig["p1"].Services.GetRequiredService<FleetCoordinator>().IsFenced);
+    }
+
     /// <summary>When each commit record was appended to the control topic (its timestamp), read directly.</summary>
     private static List<DateTimeOffset> ReadCommitTimes(Switchback.Proxy.Demo.MockKafkaCluster control)
     {
