@@ -42,6 +42,9 @@ public sealed class GroupMembers
     /// <summary>The protocol the group's members were last seen using through the proxy.</summary>
     public GroupProtocol ProtocolOf(string group) => _groups.TryGetValue(group, out var entry) ? entry.Protocol : GroupProtocol.Unknown;
 
+    /// <summary>The assignment protocol a classic group's members last agreed on (e.g. <c>range</c>), or null.</summary>
+    public string? ClassicProtocolNameOf(string group) => _groups.TryGetValue(group, out var entry) ? entry.ClassicProtocolName : null;
+
     /// <summary>The members of <paramref name="group"/> on <paramref name="cluster"/> the proxy knows of.</summary>
     public IReadOnlyList<GroupMember> On(string cluster, string group)
     {
@@ -56,10 +59,11 @@ public sealed class GroupMembers
     }
 
     /// <summary>
-    /// A classic JoinGroup was answered without error: the member joined generation <paramref name="generation"/>.
-    /// <paramref name="generationMembers"/> is the full member list, which only the leader receives (null otherwise).
+    /// A classic JoinGroup was answered without error: the member joined generation <paramref name="generation"/>,
+    /// whose assignment protocol is <paramref name="protocolName"/>. <paramref name="generationMembers"/> is the full
+    /// member list, which only the leader receives (null otherwise).
     /// </summary>
-    public void ClassicJoined(string cluster, string group, string memberId, string? instanceId, int generation,
+    public void ClassicJoined(string cluster, string group, string memberId, string? instanceId, int generation, string? protocolName,
         IReadOnlyCollection<(string MemberId, string? InstanceId)>? generationMembers)
     {
         if (Entry(group) is not { } entry)
@@ -69,6 +73,7 @@ public sealed class GroupMembers
         lock (entry.Gate)
         {
             entry.Protocol = GroupProtocol.Classic;
+            entry.ClassicProtocolName = protocolName ?? entry.ClassicProtocolName;
             var members = entry.MembersOn(cluster);
             if (generationMembers is { Count: > 0 })
             {
@@ -141,6 +146,7 @@ public sealed class GroupMembers
     {
         public readonly Lock Gate = new();
         public GroupProtocol Protocol;
+        public string? ClassicProtocolName;
         public readonly Dictionary<string, Dictionary<string, GroupMember>> Clusters = new(StringComparer.Ordinal);
 
         public Dictionary<string, GroupMember> MembersOn(string cluster)

@@ -26,12 +26,14 @@ public sealed record GroupOffsetsWritten(string Group, string Cluster, int Parti
     /// <summary>One sentence naming the group, the cluster, each refused partition with its error, and the reason.</summary>
     public string Describe()
     {
-        var text = $"group '{Group}' on cluster '{Cluster}'";
-        if (Failures.Count > 0)
+        var text = $"group '{Group}' on cluster '{Cluster}': ";
+        return (Failures.Count, Reason) switch
         {
-            text += $": {string.Join(", ", Failures)}";
-        }
-        return Reason is null ? text : $"{text} ({Reason})";
+            (0, null) => text + "written",
+            (0, { } reason) => text + reason,
+            (_, null) => text + string.Join(", ", Failures),
+            (_, { } reason) => $"{text}{string.Join(", ", Failures)}, because {reason}",
+        };
     }
 }
 
@@ -68,9 +70,15 @@ public sealed class GroupWriteProgress
 /// </remarks>
 public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clusters, GroupMembers members, LimitsConfig limits, ILogger logger)
 {
-    /// <summary>The protocol type the proxy joins classic groups with: no consumer can be admitted to its generation.</summary>
+    /// <summary>The protocol type the proxy joins classic groups with: a broker admits no consumer to its generation.</summary>
     internal const string OwnProtocolType = "switchback";
-    internal const string OwnProtocolName = "offsets";
+
+    // The mock cluster checks no protocol type, and aborts the process when a group's leader would be handed members
+    // whose first protocol name differs from its own. So the proxy names the group's own assignment protocol, and
+    // its member metadata and assignments are valid, empty consumer-protocol ones (version 0, no topics, no user
+    // data): a consumer that leads such a mixed generation assigns the proxy nothing, and is assigned nothing by it.
+    private const string DefaultProtocolName = "range";
+    private static readonly ReadOnlyMemory<byte> EmptyConsumerProtocol = new byte[] { 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF };
 
     // Apache Kafka's smallest session timeout by default (group.min.session.timeout.ms); a broker that refuses it
     // is asked again with the consumers' default. Short, as a proxy member that could not leave lingers this long.
@@ -186,8 +194,8 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
         {
             return new GroupOffsetsWritten(group, cluster, offsets.Count, "as a member of the proxy's own", staleRemoved, [], null);
         }
-        var why = $"a commit without a member was refused, as a broker does while a group has members (librdkafka's mock cluster: "
-            + "once it has had any); " + (reason ?? "the commit as a member of the proxy's own was refused too");
+        var why = "a commit without a member is refused while the group has members (librdkafka's mock cluster: once it has had any) and "
+            + (reason ?? "the commit as a member of the proxy's own was refused too");
         return new GroupOffsetsWritten(group, cluster, offsets.Count, null, staleRemoved, asMember.Count > 0 ? asMember : refused, why);
     }
 
@@ -252,6 +260,7 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
         }
         var memberId = "";
         var sessionTimeoutMs = OwnSessionTimeoutMs;
+        var protocolName = members.ClassicProtocolNameOf(group) ?? DefaultProtocolName;
         JoinGroupResponse joined;
         while (true)
         {
@@ -264,7 +273,7 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
                 RebalanceTimeoutMs = OwnRebalanceTimeoutMs,
                 MemberId = memberId,
                 ProtocolType = OwnProtocolType,
-                Protocols = { new JoinGroupRequest.JoinGroupRequestProtocol { Name = OwnProtocolName } },
+                Protocols = { new JoinGroupRequest.JoinGroupRequestProtocol { Name = protocolName, Metadata = EmptyConsumerProtocol } },
             }, limits.UpstreamRequestTimeout + TimeSpan.FromMilliseconds(OwnRebalanceTimeoutMs), cancellationToken).ConfigureAwait(false);
             var joinError = (KafkaError)joined.ErrorCode;
             if (joinError == (KafkaError)79 && memberId.Length == 0 && !string.IsNullOrEmpty(joined.MemberId))
@@ -303,10 +312,10 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
                 MemberId = memberId,
                 ProtocolType = OwnProtocolType,
                 ProtocolName = joined.ProtocolName,
-                // As leader, the proxy assigns itself nothing; the other members (if any) get nothing either.
+                // As leader, the proxy assigns nothing to anyone (itself included); the members rejoin once it leaves.
                 Assignments = !leader ? []
-                    : joined.Members.Count > 0 ? [.. joined.Members.Select(m => new SyncGroupRequest.SyncGroupRequestAssignment { MemberId = m.MemberId })]
-                    : [new SyncGroupRequest.SyncGroupRequestAssignment { MemberId = memberId }],
+                    : joined.Members.Count > 0 ? [.. joined.Members.Select(m => new SyncGroupRequest.SyncGroupRequestAssignment { MemberId = m.MemberId, Assignment = EmptyConsumerProtocol })]
+                    : [new SyncGroupRequest.SyncGroupRequestAssignment { MemberId = memberId, Assignment = EmptyConsumerProtocol }],
             }, limits.UpstreamRequestTimeout + TimeSpan.FromMilliseconds(OwnRebalanceTimeoutMs), cancellationToken).ConfigureAwait(false);
             if (CoordinatorMoved((KafkaError)sync.ErrorCode))
             {
@@ -487,7 +496,7 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
         }
         catch (CoordinatorUnavailableException e)
         {
-            throw new CoordinatorMovedException($"Cluster '{cluster.Name}' has no coordinator for group '{group}' ({KafkaErrorText.Name(e.ErrorCode)}).");
+            throw new CoordinatorMovedException($"cluster '{cluster.Name}' has no coordinator for it ({KafkaErrorText.Name(e.ErrorCode)})");
         }
     }
 
@@ -511,7 +520,7 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
         }
 
         public CoordinatorMovedException(GroupCoordinatorConnection coordinator, string api, short errorCode)
-            : base($"The coordinator of group '{coordinator.Group}' on cluster '{coordinator.ClusterName}' answered {api} with "
+            : base($"its coordinator on cluster '{coordinator.ClusterName}' answered {api} with "
                 + $"{KafkaErrorText.Name(errorCode)} {CoordinatorAttempts} times.")
         {
         }

@@ -33,7 +33,7 @@ public static class GroupMembershipObserver
                 var generationMembers = answer.Members.Count > 0
                     ? answer.Members.Select(m => (m.MemberId, (string?)m.GroupInstanceId)).ToList()
                     : null;
-                members.ClassicJoined(cluster, group, answer.MemberId, instanceId, answer.GenerationId, generationMembers);
+                members.ClassicJoined(cluster, group, answer.MemberId, instanceId, answer.GenerationId, answer.ProtocolName, generationMembers);
             }
         }
         catch (KafkaProtocolException)

@@ -75,6 +75,49 @@ public sealed class GroupOffsetWriterTests(ITestOutputHelper output)
         Assert.Equal(new long[] { 8L, 6L }, await CommittedAsync(cluster, group));
     }
 
+    [Fact]
+    public async Task Write_ClassicGroupWithAMemberTheProxySaw_RemovesItAndCommitsAsMemberOfItsOwn()
+    {
+        using var cluster = await StartClusterAsync();
+        await using var upstream = Upstream(cluster);
+        var group = $"orders-classic-member-{Guid.NewGuid():N}";
+        using var member = JoinAndCommit(cluster, group, ClientGroupProtocol.Classic, Offsets(1, 2));
+        // The proxy saw it join (a client of the proxy would since have moved to another cluster; this one has not,
+        // and rejoins once removed: the proxy's own member then shares a generation with it).
+        var members = new GroupMembers();
+        members.ClassicJoined("c", group, member.MemberId, null, 1, "range", null);
+        var writer = Writer(upstream, members);
+
+        var written = await writer.WriteAsync("c", group, Offsets(9, 7), new GroupWriteProgress(), Deadline());
+        output.WriteLine(written.ToString());
+
+        Assert.True(written.Succeeded, written.Describe());
+        Assert.Equal(1, written.StaleMembersRemoved);
+        Assert.Empty(members.On("c", group));
+        Assert.Equal(new long[] { 9L, 7L }, await CommittedAsync(cluster, group));
+        member.Close();
+    }
+
+    [Fact]
+    public async Task Write_ConsumerProtocolGroupWithAMemberTheProxySaw_RemovesItAndCommitsAsMemberOfItsOwn()
+    {
+        using var cluster = await StartClusterAsync();
+        await using var upstream = Upstream(cluster);
+        var group = $"orders-kip848-member-{Guid.NewGuid():N}";
+        using var member = JoinAndCommit(cluster, group, ClientGroupProtocol.Consumer, Offsets(1, 2));
+        var members = new GroupMembers();
+        members.ConsumerHeartbeat("c", group, member.MemberId, null, 1);
+        var writer = Writer(upstream, members);
+
+        var written = await writer.WriteAsync("c", group, Offsets(9, 7), new GroupWriteProgress(), Deadline());
+        output.WriteLine(written.ToString());
+
+        Assert.True(written.Succeeded, written.Describe());
+        Assert.Equal(1, written.StaleMembersRemoved);
+        Assert.Equal(new long[] { 9L, 7L }, await CommittedAsync(cluster, group));
+        member.Close();
+    }
+
     private static CancellationToken Deadline() => new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token;
 
     private static Dictionary<TopicPartition, long> Offsets(params long[] offsets) =>
@@ -101,6 +144,14 @@ public sealed class GroupOffsetWriterTests(ITestOutputHelper output)
     /// <summary>A consumer joins the group on the cluster directly, commits <paramref name="offsets"/>, and leaves.</summary>
     private void ConsumeCommitAndLeave(MockKafkaCluster cluster, string group, ClientGroupProtocol protocol, Dictionary<TopicPartition, long> offsets)
     {
+        using var consumer = JoinAndCommit(cluster, group, protocol, offsets);
+        output.WriteLine($"{protocol} member {consumer.MemberId} leaves");
+        consumer.Close();
+    }
+
+    /// <summary>A consumer joins the group on the cluster directly and commits <paramref name="offsets"/>; it stays (the caller closes it).</summary>
+    private IConsumer<string, string> JoinAndCommit(MockKafkaCluster cluster, string group, ClientGroupProtocol protocol, Dictionary<TopicPartition, long> offsets)
+    {
         var config = new ConsumerConfig
         {
             BootstrapServers = cluster.BootstrapServers,
@@ -114,7 +165,7 @@ public sealed class GroupOffsetWriterTests(ITestOutputHelper output)
             config.SessionTimeoutMs = 6000;
             config.HeartbeatIntervalMs = 500;
         }
-        using var consumer = new ConsumerBuilder<string, string>(config).SetLogHandler(static (_, _) => { }).Build();
+        var consumer = new ConsumerBuilder<string, string>(config).SetLogHandler(static (_, _) => { }).Build();
         consumer.Subscribe(Topic);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (consumer.Consume(TimeSpan.FromMilliseconds(100)) is null)
@@ -122,8 +173,7 @@ public sealed class GroupOffsetWriterTests(ITestOutputHelper output)
             Assert.True(DateTime.UtcNow < deadline, "the consumer got no record");
         }
         consumer.Commit([.. offsets.Select(o => new TopicPartitionOffset(o.Key, o.Value))]);
-        output.WriteLine($"{protocol} member {consumer.MemberId} committed and leaves");
-        consumer.Close();
+        return consumer;
     }
 
     private static async Task<long[]> CommittedAsync(MockKafkaCluster cluster, string group)
