@@ -264,8 +264,8 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
         JoinGroupResponse joined;
         while (true)
         {
-            progress.Step(group, $"waiting for group '{group}' on cluster '{cluster}' to admit the proxy as a member (JoinGroup; a group "
-                + "that is rebalancing answers once its rebalance ends)");
+            progress.Step(group, $"waiting for group '{group}' on cluster '{cluster}' to admit the proxy as a member, which a rebalancing "
+                + "group does once its rebalance ends");
             joined = await coordinator.SendAsync<JoinGroupResponse>(ApiKey.JoinGroup, joinVersion, new JoinGroupRequest
             {
                 GroupId = group,
@@ -303,7 +303,7 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
         memberId = joined.MemberId;
         try
         {
-            progress.Step(group, $"waiting for group '{group}' on cluster '{cluster}' to complete the proxy's generation (SyncGroup)");
+            progress.Step(group, $"waiting for group '{group}' on cluster '{cluster}' to complete the generation the proxy joined");
             var leader = joined.Leader == memberId;
             var sync = await coordinator.SendAsync<SyncGroupResponse>(ApiKey.SyncGroup, syncVersion, new SyncGroupRequest
             {
@@ -343,7 +343,7 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
         {
             return ([], $"cluster '{cluster}' does not offer ConsumerGroupHeartbeat, so the proxy cannot join the group to commit as a member");
         }
-        progress.Step(group, $"joining group '{group}' on cluster '{cluster}' as a member of the proxy's own (ConsumerGroupHeartbeat)");
+        progress.Step(group, $"joining group '{group}' on cluster '{cluster}' as a member of the proxy's own");
         // From v1 the member chooses its id; v0 coordinators assign one.
         var memberId = version >= 1 ? NewMemberId() : "";
         var joined = await coordinator.SendAsync<ConsumerGroupHeartbeatResponse>(ApiKey.ConsumerGroupHeartbeat, version, new ConsumerGroupHeartbeatRequest
