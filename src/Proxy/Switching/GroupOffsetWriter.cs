@@ -276,14 +276,14 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
                 Protocols = { new JoinGroupRequest.JoinGroupRequestProtocol { Name = protocolName, Metadata = EmptyConsumerProtocol } },
             }, limits.UpstreamRequestTimeout + TimeSpan.FromMilliseconds(OwnRebalanceTimeoutMs), cancellationToken).ConfigureAwait(false);
             var joinError = (KafkaError)joined.ErrorCode;
-            if (joinError == (KafkaError)79 && memberId.Length == 0 && !string.IsNullOrEmpty(joined.MemberId))
+            if (joinError == KafkaError.MemberIdRequired && memberId.Length == 0 && !string.IsNullOrEmpty(joined.MemberId))
             {
-                memberId = joined.MemberId; // MEMBER_ID_REQUIRED: join again under the id the coordinator chose
+                memberId = joined.MemberId; // join again under the id the coordinator chose
                 continue;
             }
-            if (joinError == (KafkaError)26 && sessionTimeoutMs != FallbackSessionTimeoutMs)
+            if (joinError == KafkaError.InvalidSessionTimeout && sessionTimeoutMs != FallbackSessionTimeoutMs)
             {
-                sessionTimeoutMs = FallbackSessionTimeoutMs; // INVALID_SESSION_TIMEOUT: outside the broker's bounds
+                sessionTimeoutMs = FallbackSessionTimeoutMs; // outside the broker's bounds
                 continue;
             }
             break;
@@ -295,7 +295,7 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
         }
         if (error != KafkaError.None)
         {
-            return ([], error == (KafkaError)23
+            return ([], error == KafkaError.InconsistentGroupProtocol
                 ? $"JoinGroup answered INCONSISTENT_GROUP_PROTOCOL: the group has members on cluster '{cluster}' the proxy did not see (clients "
                     + "connected to it directly, or from before the proxy started); they leave when their sessions time out"
                 : $"joining the group to commit as a member was refused: JoinGroup answered {KafkaErrorText.Name(joined.ErrorCode)}");
@@ -420,7 +420,7 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
                     removed++;
                     gone.Add(member.MemberId);
                     break;
-                case KafkaError.UnknownMemberId or KafkaError.FencedMemberEpoch or (KafkaError)69: // GROUP_ID_NOT_FOUND
+                case KafkaError.UnknownMemberId or KafkaError.FencedMemberEpoch or KafkaError.GroupIdNotFound:
                     alreadyGone++;
                     gone.Add(member.MemberId);
                     break;
