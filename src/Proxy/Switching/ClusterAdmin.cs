@@ -7,8 +7,9 @@ using Switchback.Proxy.Security;
 namespace Switchback.Proxy.Switching;
 
 /// <summary>
-/// Control-plane calls a switch needs on one cluster (end offsets, committed group offsets, copying offsets),
-/// made with Confluent.Kafka's admin client, created on first use.
+/// Control-plane reads a switch needs on one cluster (end offsets, committed group offsets), made with
+/// Confluent.Kafka's admin client, created on first use. Offsets are written by <see cref="GroupOffsetWriter"/>: the
+/// admin client commits without a member, which a cluster refuses for a group that has members.
 /// </summary>
 public sealed class ClusterAdmin(ClusterConfig cluster) : IDisposable
 {
@@ -95,17 +96,6 @@ public sealed class ClusterAdmin(ClusterConfig cluster) : IDisposable
             }
         }
         return result;
-    }
-
-    public async Task CommitOffsetsAsync(string group, IReadOnlyDictionary<TopicPartition, long> offsets, TimeSpan timeout)
-    {
-        if (offsets.Count == 0)
-        {
-            return;
-        }
-        await _admin.Value.AlterConsumerGroupOffsetsAsync(
-            [new ConsumerGroupTopicPartitionOffsets(group, [.. offsets.Select(o => new TopicPartitionOffset(o.Key, o.Value))])],
-            new AlterConsumerGroupOffsetsOptions { RequestTimeout = timeout }).ConfigureAwait(false);
     }
 
     public void Dispose()

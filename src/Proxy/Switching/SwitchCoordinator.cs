@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
@@ -15,6 +16,22 @@ public sealed record SwitchRequest(string Family, string? Write, string? Read, s
 /// <summary>How a switch or rollback ended: an HTTP status and the body that explains it.</summary>
 public sealed record SwitchOutcome(int Status, object Body);
 
+/// <summary>The offsets of one or more groups could not be written on the new read cluster; each is named with its partitions and errors.</summary>
+public sealed class GroupOffsetsNotCopiedException(string cluster, IReadOnlyList<GroupOffsetsWritten> failed)
+    : Exception($"the offsets of {failed.Count} group(s) could not be written on cluster '{cluster}': {string.Join("; ", failed.Select(f => f.Describe()))}")
+{
+    public IReadOnlyList<GroupOffsetsWritten> Failed { get; } = failed;
+
+    /// <summary>Each failed group for an error body: group, cluster, reason and each refused partition with its error.</summary>
+    public IReadOnlyList<object> Describe() => [.. Failed.Select(f => (object)new
+    {
+        group = f.Group,
+        cluster = f.Cluster,
+        reason = f.Reason,
+        partitions = f.Failures.Select(p => new { topic = p.Topic, partition = p.Partition, error = p.Error }),
+    })];
+}
+
 /// <summary>
 /// Moves a family's routes. Order of work: readiness gates (unless forced or rolling back); hold the family's new
 /// produce requests and offset commits; drain what is in flight to the old clusters and wait for open
@@ -28,11 +45,15 @@ public sealed partial class SwitchCoordinator : IDisposable
     private readonly RouteStore _store;
     private readonly AuditLog _audit;
     private readonly ProxyMetrics _metrics;
+    private static readonly TimeSpan MemberRemovalTimeout = TimeSpan.FromSeconds(10);
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
     private readonly Dictionary<string, ClusterAdmin> _admins;
     private readonly ReadinessGates _gates;
     private readonly FleetCoordinator? _fleet;
+    private readonly GroupOffsetWriter _groupOffsets;
+    // The last read switch's removal of the members it moved: it runs on after the answer, and the next switch waits for it.
+    private Task _memberRemoval = Task.CompletedTask;
     // End offsets of a family's new write cluster when writes moved there: what a rollback leaves behind is measured against them.
     private readonly Dictionary<string, (string Cluster, Dictionary<TopicPartition, long> Ends)> _writeBaselines = new(StringComparer.Ordinal);
 
@@ -47,6 +68,7 @@ public sealed partial class SwitchCoordinator : IDisposable
         _logger = logger;
         _admins = state.Config.Clusters.ToDictionary(c => c.Name, c => new ClusterAdmin(c), StringComparer.Ordinal);
         _gates = new ReadinessGates(state, name => _admins[name]);
+        _groupOffsets = new GroupOffsetWriter(state.Cluster, state.GroupMembers, state.Config.Limits, logger);
     }
 
     public Task<SwitchOutcome> SwitchAsync(SwitchRequest request) => RunAsync(request, rollback: false);
@@ -74,6 +96,7 @@ public sealed partial class SwitchCoordinator : IDisposable
         }
         try
         {
+            await _memberRemoval.ConfigureAwait(false); // never throws; bounded by MemberRemovalTimeout
             var current = _state.Routes.Current.Find(request.Family)!;
             ClusterRoute target;
             if (rollback)
@@ -121,6 +144,8 @@ public sealed partial class SwitchCoordinator : IDisposable
             var pause = Stopwatch.StartNew();
             var copied = new List<object>();
             FamilyHold? hold = null;
+            var progress = new GroupWriteProgress();
+            GroupOffsetsNotCopiedException? notCopied = null;
             try
             {
                 FamilyRoute next;
@@ -131,7 +156,16 @@ public sealed partial class SwitchCoordinator : IDisposable
                     {
                         if (readMoves)
                         {
-                            copied = await CopyGroupOffsetsAsync(request.Family, groups, current.Route.Read, target.Read, cancellationToken).ConfigureAwait(false);
+                            try
+                            {
+                                copied = await CopyGroupOffsetsAsync(request.Family, groups, current.Route.Read, target.Read, progress, cancellationToken).ConfigureAwait(false);
+                            }
+                            catch (GroupOffsetsNotCopiedException e)
+                            {
+                                // The fleet aborts the switch on its own exception; the refusals still go in the answer.
+                                notCopied = e;
+                                throw new FleetSwitchException($"failed: {e.Message.TrimEnd('.')}");
+                            }
                         }
                     }, deadline.Token).ConfigureAwait(false);
                 }
@@ -141,7 +175,7 @@ public sealed partial class SwitchCoordinator : IDisposable
                     await hold.DrainAsync(deadline.Token).ConfigureAwait(false);
                     if (readMoves)
                     {
-                        copied = await CopyGroupOffsetsAsync(request.Family, groups, current.Route.Read, target.Read, deadline.Token).ConfigureAwait(false);
+                        copied = await CopyGroupOffsetsAsync(request.Family, groups, current.Route.Read, target.Read, progress, deadline.Token).ConfigureAwait(false);
                     }
                     next = NextRoute(current, target);
                     await ApplyAsync(_state, _store, next).ConfigureAwait(false);
@@ -152,6 +186,12 @@ public sealed partial class SwitchCoordinator : IDisposable
                 }
                 pause.Stop();
                 hold?.Dispose();
+                if (readMoves)
+                {
+                    // Their clients now rejoin on the new read cluster; left in the old group, they would keep it from
+                    // taking offsets without a member (a rollback) until their sessions time out.
+                    _memberRemoval = RemoveMovedMembersAsync(groups, current.Route.Read);
+                }
 
                 _metrics.SwitchCompleted(request.Family, action, pause.Elapsed);
                 await AuditAsync(action, current, target, request, "ok", pause.Elapsed.TotalMilliseconds, null).ConfigureAwait(false);
@@ -159,19 +199,24 @@ public sealed partial class SwitchCoordinator : IDisposable
                 return new SwitchOutcome(200, Describe(next, pause.Elapsed.TotalMilliseconds, gates, new { offsetsCopied = copied, leftBehind }));
             }
             catch (Exception e) when (e is OperationCanceledException or TimeoutException or UpstreamUnavailableException or KafkaException or IOException
-                or FleetSwitchException)
+                or FleetSwitchException or GroupOffsetsNotCopiedException)
             {
                 hold?.Dispose();
+                notCopied ??= e as GroupOffsetsNotCopiedException;
+                var still = progress.Pending() is { } pending ? $"; still {pending}" : "";
                 var why = e switch
                 {
                     FleetSwitchException => e.Message,
                     OperationCanceledException or TimeoutException =>
-                        $"did not complete within {request.Timeout.TotalMilliseconds:0} ms ({hold?.Describe() ?? "the fleet did not answer in time"})",
-                    _ => e.Message,
+                        $"did not complete within {request.Timeout.TotalMilliseconds:0} ms ({hold?.Describe() ?? "the fleet did not answer in time"}{still})",
+                    _ => $"failed: {e.Message.TrimEnd('.')}",
                 };
                 _metrics.SwitchFailed(request.Family, action);
                 await AuditAsync(action, current, target, request, "failed", pause.Elapsed.TotalMilliseconds, why).ConfigureAwait(false);
-                return new SwitchOutcome(503, new { error = $"The {action} of '{request.Family}' {why}; nothing changed.", family = request.Family });
+                var error = $"The {action} of '{request.Family}' {why}; nothing changed.";
+                return new SwitchOutcome(503, notCopied is not null
+                    ? new { error, family = request.Family, failures = notCopied.Describe() }
+                    : new { error, family = request.Family });
             }
         }
         finally
@@ -197,12 +242,17 @@ public sealed partial class SwitchCoordinator : IDisposable
         state.Routes.Swap(table);
     }
 
-    private async Task<List<object>> CopyGroupOffsetsAsync(string family, IReadOnlyCollection<string> groups, string from, string to, CancellationToken cancellationToken)
+    /// <summary>
+    /// Copies each group's committed offsets from the old read cluster to the new one (identity translation:
+    /// replication is expected to keep offsets; other strategies plug in here). Groups are copied side by side; every
+    /// group that could not be written is named, with its partitions and errors, in the exception.
+    /// </summary>
+    private async Task<List<object>> CopyGroupOffsetsAsync(string family, IReadOnlyCollection<string> groups, string from, string to,
+        GroupWriteProgress progress, CancellationToken cancellationToken)
     {
-        var copied = new List<object>();
         if (groups.Count == 0)
         {
-            return copied;
+            return [];
         }
         var views = new List<ClusterView>();
         foreach (var cluster in new[] { from, to })
@@ -211,15 +261,82 @@ public sealed partial class SwitchCoordinator : IDisposable
         }
         var partitions = _gates.FamilyPartitions(family, views);
         var timeout = TimeSpan.FromSeconds(10);
-        foreach (var group in groups)
+        var written = new ConcurrentDictionary<string, GroupOffsetsWritten>(StringComparer.Ordinal);
+        await Parallel.ForEachAsync(groups, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (group, token) =>
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            // Identity translation: replication is expected to keep offsets; other strategies plug in here.
-            var offsets = await _admins[from].CommittedOffsetsAsync(group, partitions, timeout).ConfigureAwait(false);
-            await _admins[to].CommitOffsetsAsync(group, offsets, timeout).ConfigureAwait(false);
-            copied.Add(new { group, partitions = offsets.Count });
+            Dictionary<TopicPartition, long> offsets;
+            try
+            {
+                progress.Step(group, $"reading the committed offsets of group '{group}' on cluster '{from}'");
+                offsets = await _admins[from].CommittedOffsetsAsync(group, partitions, timeout).WaitAsync(token).ConfigureAwait(false);
+            }
+            catch (KafkaException e)
+            {
+                written[group] = new GroupOffsetsWritten(group, from, 0, null, 0, [], $"its committed offsets could not be read: {e.Error.Reason}");
+                return;
+            }
+            finally
+            {
+                progress.Done(group);
+            }
+            try
+            {
+                written[group] = await _groupOffsets.WriteAsync(to, group, offsets, progress, token).ConfigureAwait(false);
+            }
+            catch (UpstreamUnavailableException e)
+            {
+                written[group] = new GroupOffsetsWritten(group, to, offsets.Count, null, 0, [], e.Message.TrimEnd('.'));
+            }
+        }).ConfigureAwait(false);
+
+        var results = groups.Select(g => written[g]).ToList();
+        foreach (var result in results.Where(r => r.Succeeded && r.Partitions > 0))
+        {
+            LogOffsetsWritten(_logger, result.Group, result.Cluster, result.Partitions, result.WrittenAs ?? "", result.StaleMembersRemoved);
         }
-        return copied;
+        if (results.Any(r => !r.Succeeded))
+        {
+            throw new GroupOffsetsNotCopiedException(to, [.. results.Where(r => !r.Succeeded)]);
+        }
+        return [.. results.Select(r => (object)new { group = r.Group, partitions = r.Partitions })];
+    }
+
+    /// <summary>
+    /// After reads moved, removes from the old read cluster's groups the members the proxy saw there: their clients
+    /// rejoin on the new cluster. It runs after the answer (an unreachable old cluster must not delay it) and never
+    /// throws: a failure is logged (the route has changed), and a later write of offsets there removes what is still
+    /// known first.
+    /// </summary>
+    private async Task RemoveMovedMembersAsync(IReadOnlyCollection<string> groups, string from)
+    {
+        await Task.Yield();
+        using var timeout = new CancellationTokenSource(MemberRemovalTimeout);
+        try
+        {
+            await Parallel.ForEachAsync(groups, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = timeout.Token }, async (group, token) =>
+            {
+                try
+                {
+                    var removal = await _groupOffsets.RemoveMembersAsync(from, group, token).ConfigureAwait(false);
+                    if (removal.Removed + removal.AlreadyGone > 0)
+                    {
+                        LogMembersRemoved(_logger, group, from, removal.Removed, removal.AlreadyGone);
+                    }
+                    if (removal.Failures.Count > 0)
+                    {
+                        LogMembersNotRemoved(_logger, group, from, string.Join("; ", removal.Failures));
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogMembersNotRemoved(_logger, group, from, e.Message);
+                }
+            }).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            LogMembersNotRemoved(_logger, string.Join(", ", groups), from, $"not done within {MemberRemovalTimeout.TotalSeconds:0} s");
+        }
     }
 
     private async Task<Dictionary<TopicPartition, long>?> EndOffsetsOrNullAsync(string family, string cluster)
@@ -301,4 +418,13 @@ public sealed partial class SwitchCoordinator : IDisposable
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "{Action} of family {Family}: {From} -> {To}, paused {PauseMs:0.###} ms")]
     private static partial void LogSwitched(ILogger logger, string action, string family, string from, string to, double pauseMs);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "Offsets of group {Group} written on cluster {Cluster}: {Partitions} partition(s), {WrittenAs}; {StaleMembers} stale member(s) removed first")]
+    private static partial void LogOffsetsWritten(ILogger logger, string group, string cluster, int partitions, string writtenAs, int staleMembers);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "Group {Group} on cluster {Cluster}: {Removed} moved member(s) removed, {AlreadyGone} already gone")]
+    private static partial void LogMembersRemoved(ILogger logger, string group, string cluster, int removed, int alreadyGone);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Members of group {Group} on cluster {Cluster} could not be removed (they stay until their sessions time out): {Reason}")]
+    private static partial void LogMembersNotRemoved(ILogger logger, string group, string cluster, string reason);
 }

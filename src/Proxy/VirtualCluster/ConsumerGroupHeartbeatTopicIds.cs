@@ -28,17 +28,19 @@ public static class ConsumerGroupHeartbeatTopicIds
         }
         using var frame = FrameCodec.EncodeRequest(context.ApiKey, context.Version, 0, context.Header.ClientId, request);
         var pending = await connection.SendAsync(frame.Memory, expectResponse: true, context.Session.Closed).ConfigureAwait(false);
-        return MapResponseAsync(state, context, cluster, view, pending!, timeout);
+        return MapResponseAsync(state, context, request, cluster, view, pending!, timeout);
     }
 
-    private static async Task<PooledFrame> MapResponseAsync(ProxyState state, RequestContext context, UpstreamCluster cluster,
-        ClusterView view, PendingResponse pending, TimeSpan timeout)
+    private static async Task<PooledFrame> MapResponseAsync(ProxyState state, RequestContext context, ConsumerGroupHeartbeatRequest request,
+        UpstreamCluster cluster, ClusterView view, PendingResponse pending, TimeSpan timeout)
     {
         ConsumerGroupHeartbeatResponse response;
         using (var frame = await pending.WaitAsync(timeout, context.Session.Closed).ConfigureAwait(false))
         {
             response = FrameCodec.DecodeResponse<ConsumerGroupHeartbeatResponse>(frame, context.ApiKey, context.Version);
         }
+        // Which member is in the group on which cluster: a read switch removes the members it moves away.
+        GroupMembershipObserver.ConsumerHeartbeatAnswered(state.GroupMembers, cluster.Name, request, response);
         if (response.Assignment?.TopicPartitions is { Count: > 0 } assigned)
         {
             foreach (var topic in assigned)

@@ -140,6 +140,10 @@ public sealed class CoordinatorHandlers(ProxyState state)
                     ? await MapTransactionalAsync(context, transactionalId, target.Cluster).ConfigureAwait(false)
                     : null;
                 response = await ForwardAsync(context, target, timeout, mapped?.Memory ?? context.Frame.Memory).ConfigureAwait(false);
+                if (response is not null && context.ApiKey == ApiKey.JoinGroup && target.Key is { } joinedGroup)
+                {
+                    response = GroupMembershipObserver.JoinGroupAnswered(state.GroupMembers, context, response, target.Cluster, joinedGroup);
+                }
                 if (response is not null && context.ApiKey == ApiKey.InitProducerId && target.Key is { } initialized)
                 {
                     var initRequest = context.Decode<InitProducerIdRequest>();

@@ -55,6 +55,9 @@ public sealed class ProxyState : IAsyncDisposable
     /// <summary>Transactional producer ids mapped across write switches.</summary>
     public TransactionalProducers Transactions { get; }
 
+    /// <summary>Consumer group members seen on each cluster, which a read switch removes from the group it leaves.</summary>
+    public GroupMembers GroupMembers { get; } = new();
+
     /// <summary>The port handed to clients for every broker: the listener's, known once it is bound.</summary>
     public int AdvertisedPort { get; set; }
     public RouteTableHolder Routes { get; }
