@@ -61,13 +61,7 @@ public sealed class FleetRig : IAsyncDisposable
 
     public async Task<ProxyHost> StartInstanceAsync(string id)
     {
-        if (!_stateDirectories.TryGetValue(id, out var directory))
-        {
-            directory = Path.Combine(Path.GetTempPath(), $"switchback-fleet-{id}-{Guid.NewGuid():N}");
-            Directory.CreateDirectory(directory);
-            _stateDirectories[id] = directory;
-        }
-        var host = ProxyHost.Create(Configuration(id, directory), logging => logging.ClearProviders());
+        var host = ProxyHost.Create(new ConfigurationBuilder().AddInMemoryCollection(Settings(id)).Build(), logging => logging.ClearProviders());
         await host.StartAsync();
         lock (Instances)
         {
@@ -76,9 +70,23 @@ public sealed class FleetRig : IAsyncDisposable
         return host;
     }
 
-    private IConfiguration Configuration(string id, string stateDirectory)
+    /// <summary>
+    /// The settings of instance <paramref name="id"/> (its own state directory, kept across restarts; ports the kernel
+    /// chooses): an instance run as a separate process gets the same ones, with its ports fixed.
+    /// </summary>
+    public Dictionary<string, string?> Settings(string id)
     {
-        var settings = new Dictionary<string, string?>
+        string? stateDirectory;
+        lock (_stateDirectories)
+        {
+            if (!_stateDirectories.TryGetValue(id, out stateDirectory))
+            {
+                stateDirectory = Path.Combine(Path.GetTempPath(), $"switchback-fleet-{id}-{Guid.NewGuid():N}");
+                Directory.CreateDirectory(stateDirectory);
+                _stateDirectories[id] = stateDirectory;
+            }
+        }
+        return new Dictionary<string, string?>
         {
             ["Switchback:Listener:Bind"] = "127.0.0.1:0",
             ["Switchback:Listener:AdvertisedHost"] = "127.0.0.1",
@@ -100,7 +108,6 @@ public sealed class FleetRig : IAsyncDisposable
             ["Switchback:Fleet:InstanceId"] = id,
             ["Switchback:Fleet:SessionTimeoutMs"] = $"{SessionTimeoutMs}",
         };
-        return new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
     }
 
     public ProxyHost this[string id] => Instances[id];
