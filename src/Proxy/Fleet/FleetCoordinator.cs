@@ -8,7 +8,11 @@ using Switchback.Proxy.VirtualCluster;
 namespace Switchback.Proxy.Fleet;
 
 /// <summary>A fleet-wide switch did not happen: a member refused or did not answer in time, or the switch was aborted.</summary>
-public sealed class FleetSwitchException(string message) : Exception(message);
+public sealed class FleetSwitchException(string message, FamilyRoute? committed = null) : Exception(message)
+{
+    /// <summary>Set when the switch was committed (the route is in force) but not every live member confirmed it in time.</summary>
+    public FamilyRoute? Committed { get; } = committed;
+}
 
 /// <summary>
 /// This instance's part in the fleet. Every instance reads the control log in order and acts on it: on a prepare it
@@ -171,7 +175,14 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
             {
                 throw new FleetSwitchException($"was aborted by {(progress.Outcome as AbortRecord)?.By} before its commit: {(progress.Outcome as AbortRecord)?.Why}");
             }
-            await WaitForMembersAsync(progress, p => p.Applied, "applied", CancellationToken.None, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            try
+            {
+                await WaitForMembersAsync(progress, p => p.Applied, "applied", CancellationToken.None, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            }
+            catch (FleetSwitchException e)
+            {
+                throw new FleetSwitchException(e.Message, committed: next);
+            }
             return next;
         }
         catch (Exception e) when (e is FleetSwitchException or OperationCanceledException or Confluent.Kafka.KafkaException)

@@ -202,6 +202,21 @@ public sealed partial class SwitchCoordinator : IDisposable
                 or FleetSwitchException or GroupOffsetsNotCopiedException)
             {
                 hold?.Dispose();
+                if (e is FleetSwitchException { Committed: { } committed })
+                {
+                    // In force and applied here, but not confirmed by every live member: not "nothing changed".
+                    _metrics.SwitchFailed(request.Family, action);
+                    await AuditAsync(action, current, target, request, "unconfirmed", pause.Elapsed.TotalMilliseconds, e.Message).ConfigureAwait(false);
+                    return new SwitchOutcome(503, new
+                    {
+                        error = $"The {action} of '{request.Family}' {e.Message}.",
+                        family = request.Family,
+                        committed = true,
+                        epoch = committed.Epoch,
+                        write = committed.Route.Write,
+                        read = committed.Route.Read,
+                    });
+                }
                 notCopied ??= e as GroupOffsetsNotCopiedException;
                 var still = progress.Pending() is { } pending ? $"; still {pending}" : "";
                 var why = e switch

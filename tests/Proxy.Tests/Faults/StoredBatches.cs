@@ -92,7 +92,9 @@ public static class StoredBatches
         await stream.ReadExactlyAsync(size, timeout.Token);
         var body = new byte[BinaryPrimitives.ReadInt32BigEndian(size)];
         await stream.ReadExactlyAsync(body, timeout.Token);
-        using var response = PooledFrame.CopyOf(body);
-        return FrameCodec.DecodeResponse<FetchResponse>(response, ApiKey.Fetch, FetchVersion);
+        // Decoded from this array (after the v0 response header, the correlation id), not from a pooled frame: the
+        // answer's records are slices of the bytes it was decoded from, and a pooled buffer goes back to the pool
+        // here, where the proxies running in this process rent and overwrite it before the caller reads the batches.
+        return FrameCodec.DecodeBody<FetchResponse>(body.AsMemory(4), FetchVersion);
     }
 }

@@ -76,13 +76,7 @@ public sealed class FleetRig : IAsyncDisposable
 
     public async Task<ProxyHost> StartInstanceAsync(string id)
     {
-        if (!_stateDirectories.TryGetValue(id, out var directory))
-        {
-            directory = Path.Combine(Path.GetTempPath(), $"switchback-fleet-{id}-{Guid.NewGuid():N}");
-            Directory.CreateDirectory(directory);
-            _stateDirectories[id] = directory;
-        }
-        var host = ProxyHost.Create(Configuration(id, directory), logging => logging.ClearProviders());
+        var host = ProxyHost.Create(new ConfigurationBuilder().AddInMemoryCollection(Settings(id)).Build(), logging => logging.ClearProviders());
         await host.StartAsync();
         lock (Instances)
         {
@@ -91,8 +85,22 @@ public sealed class FleetRig : IAsyncDisposable
         return host;
     }
 
-    private IConfiguration Configuration(string id, string stateDirectory)
+    /// <summary>
+    /// The settings of instance <paramref name="id"/> (its own state directory, kept across restarts; ports the kernel
+    /// chooses): an instance run as a separate process gets the same ones, with its ports fixed.
+    /// </summary>
+    public Dictionary<string, string?> Settings(string id)
     {
+        string? stateDirectory;
+        lock (_stateDirectories)
+        {
+            if (!_stateDirectories.TryGetValue(id, out stateDirectory))
+            {
+                stateDirectory = Path.Combine(Path.GetTempPath(), $"switchback-fleet-{id}-{Guid.NewGuid():N}");
+                Directory.CreateDirectory(stateDirectory);
+                _stateDirectories[id] = stateDirectory;
+            }
+        }
         var settings = new Dictionary<string, string?>
         {
             ["Switchback:Listener:Bind"] = "127.0.0.1:0",
@@ -119,7 +127,7 @@ public sealed class FleetRig : IAsyncDisposable
         {
             settings["Switchback:Clusters:control:BootstrapServers"] = Relay.BootstrapServers;
         }
-        return new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        return settings;
     }
 
     public ProxyHost this[string id] => Instances[id];

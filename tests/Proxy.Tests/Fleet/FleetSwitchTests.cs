@@ -242,7 +242,8 @@ public sealed class FleetSwitchTests(ITestOutputHelper output)
         throw new TimeoutException("could not read the control topic to its end");
     }
 
-    private static void Produce(string bootstrapServers, int index, ConcurrentQueue<(string Key, string Value, string? Error)> deliveries,
+    /// <summary>One idempotent producer's load until <paramref name="stop"/>: a record for each of its keys every 5 ms, values counting up per key.</summary>
+    internal static void Produce(string bootstrapServers, int index, ConcurrentQueue<(string Key, string Value, string? Error)> deliveries,
         ConcurrentQueue<string> errors, CancellationToken stop)
     {
         using var producer = new ProducerBuilder<string, string>(new ProducerConfig
@@ -276,7 +277,7 @@ public sealed class FleetSwitchTests(ITestOutputHelper output)
         producer.Flush(TimeSpan.FromSeconds(60));
     }
 
-    private static async Task WaitForAsync(Func<bool> condition, string what)
+    internal static async Task WaitForAsync(Func<bool> condition, string what)
     {
         var clock = Stopwatch.StartNew();
         while (!condition())
