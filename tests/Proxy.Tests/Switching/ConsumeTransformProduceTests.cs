@@ -10,8 +10,11 @@ namespace Switchback.Proxy.Tests.Switching;
 /// <summary>
 /// An exactly-once pipeline through the proxy: a read-committed consumer in a group reads the input topic, and a
 /// transactional producer writes one output record per input record and sends the consumer's offsets to the same
-/// transaction. The family's reads and writes move to target mid-way and back: every input record must appear in the
-/// committed output exactly once across both clusters, and no transaction may fail.
+/// transaction. The family's reads and writes move to target mid-way and back (more input arriving after each move):
+/// every input record must appear in the committed output exactly once across both clusters, and no transaction may
+/// fail. The mock clusters store no transactional offsets, so a <see cref="Integration.Routing.GroupApisFront"/> before
+/// each writes them to the group when their transaction commits, as a broker does: without that the group would have
+/// nothing to resume from after a move, nor anything for the switch to copy.
 /// </summary>
 public sealed class ConsumeTransformProduceTests(ITestOutputHelper output)
 {
@@ -19,22 +22,22 @@ public sealed class ConsumeTransformProduceTests(ITestOutputHelper output)
     private const int Inputs = 900;
     private const int PerTransaction = 50;
 
+    // The input arrives in parts: before the switch, after it, after the rollback. Given all at once, the pipeline can
+    // finish it while a switch is under way on a loaded machine, and leave nothing to process on target.
+    private const int BeforeSwitch = 450;
+    private const int BeforeRollback = 675;
+
     [Theory]
     [InlineData("orders-pipeline")] // the transactional id in the family
     [InlineData("enricher")]        // an application-named id that matches no family: it follows its records
     public async Task ReadWriteSwitchAndRollback_ExactlyOncePipeline_EveryInputOnceInTheOutput(string transactionalIdPrefix)
     {
-        await using var rig = await SwitchingRig.StartAsync(partitions: 3);
+        await using var rig = await SwitchingRig.StartAsync(partitions: 3, groupFronts: true);
         foreach (var cluster in new[] { rig.Source, rig.Target })
         {
             cluster.CreateTopic(OutputTopic, 3);
         }
-        // The input as replication that keeps offsets would leave it: the same records at the same offsets on both.
-        foreach (var cluster in new[] { "source", "target" })
-        {
-            await SwitchingRig.ProduceDirectAsync(rig.ClusterNamed(cluster), Enumerable.Range(0, Inputs).Select(i => (i % rig.Partitions, $"k{i % 16}", $"in-{i}")));
-        }
-        Assert.Equal(rig.EndOffsets(rig.Source), rig.EndOffsets(rig.Target));
+        await ProduceInputAsync(rig, 0, BeforeSwitch);
 
         var processed = new ConcurrentQueue<string>();
         var errors = new ConcurrentQueue<string>();
@@ -42,17 +45,25 @@ public sealed class ConsumeTransformProduceTests(ITestOutputHelper output)
         var group = $"orders-pipeline-{Guid.NewGuid():N}";
         var pipeline = Task.Run(() => RunPipeline(rig.BootstrapServers, group, $"{transactionalIdPrefix}-{Guid.NewGuid():N}", processed, errors, stop.Token));
 
-        await WaitForAsync(() => processed.Count >= Inputs / 3, pipeline, errors, "a third of the input before the switch");
+        await WaitForAsync(() => processed.Count >= BeforeSwitch / 3, pipeline, errors, "a third of the first input before the switch");
         var switched = await rig.SwitchAsync(new { write = "target", read = "target", force = true, timeoutMs = 30_000, reason = "pipeline" });
+        output.WriteLine($"switch: {switched}");
         Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+        Assert.True(OffsetsCopied(switched) > 0, $"the switch copied no committed offsets of the group: {switched}");
         var atSwitch = processed.Count;
+        await ProduceInputAsync(rig, BeforeSwitch, BeforeRollback);
         await WaitForAsync(() => processed.Count >= atSwitch + PerTransaction * 3, pipeline, errors, "three transactions on target");
         var rolledBack = await rig.RollbackAsync(new { timeoutMs = 30_000, reason = "pipeline" });
+        output.WriteLine($"rollback: {rolledBack}");
         Assert.True(rolledBack.Status == HttpStatusCode.OK, rolledBack.ToString());
-        await WaitForAsync(() => processed.Count >= Inputs, pipeline, errors, "the whole input");
+        Assert.True(OffsetsCopied(rolledBack) > 0, $"the rollback copied no committed offsets of the group: {rolledBack}");
+        await ProduceInputAsync(rig, BeforeRollback, Inputs);
+        // Every input at least once: any the group went back to after the rollback came before the last ones.
+        await WaitForAsync(() => processed.Distinct().Count() >= Inputs, pipeline, errors, "the whole input");
         await stop.CancelAsync();
         await pipeline;
         output.WriteLine($"processed {processed.Count}; switch {switched.Body.GetProperty("pauseMs")} ms, rollback {rolledBack.Body.GetProperty("pauseMs")} ms");
+        output.WriteLine($"transactional offsets on source: {rig.SourceFront!.TransactionalOffsetsSummary()}; on target: {rig.TargetFront!.TransactionalOffsetsSummary()}");
         Assert.True(errors.IsEmpty, $"errors reached the application: {string.Join("; ", errors.Take(5))}");
 
         var outputs = ReadOutput(rig, "source").Concat(ReadOutput(rig, "target")).ToList();
@@ -61,6 +72,19 @@ public sealed class ConsumeTransformProduceTests(ITestOutputHelper output)
         Assert.True(twice.Count == 0, $"{twice.Count} inputs in the output more than once, e.g. {string.Join(", ", twice.Take(5))}");
         var missing = Enumerable.Range(0, Inputs).Select(i => $"out-in-{i}").Except(outputs.Select(o => o.Value)).ToList();
         Assert.True(missing.Count == 0, $"{missing.Count} inputs missing from the output, e.g. {string.Join(", ", missing.Take(5))}");
+    }
+
+    /// <summary>
+    /// Inputs [from, to) on both clusters, as replication that keeps offsets would leave them: the same records at the
+    /// same offsets.
+    /// </summary>
+    private static async Task ProduceInputAsync(SwitchingRig rig, int from, int to)
+    {
+        foreach (var cluster in new[] { rig.Source, rig.Target })
+        {
+            await SwitchingRig.ProduceDirectAsync(cluster, Enumerable.Range(from, to - from).Select(i => (i % rig.Partitions, $"k{i % 16}", $"in-{i}")));
+        }
+        Assert.Equal(rig.EndOffsets(rig.Source), rig.EndOffsets(rig.Target));
     }
 
     private static void RunPipeline(string bootstrapServers, string group, string transactionalId, ConcurrentQueue<string> processed,
@@ -140,6 +164,10 @@ public sealed class ConsumeTransformProduceTests(ITestOutputHelper output)
         }
         consumer.Close();
     }
+
+    /// <summary>The partitions whose committed offsets a switch or rollback copied, over all groups.</summary>
+    private static int OffsetsCopied(AdminAnswer answer) =>
+        answer.Body.GetProperty("details").GetProperty("offsetsCopied").EnumerateArray().Sum(g => g.GetProperty("partitions").GetInt32());
 
     private static async Task WaitForAsync(Func<bool> condition, Task pipeline, ConcurrentQueue<string> errors, string what)
     {

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Switchback.Proxy.Demo;
 using Switchback.Proxy.Hosting;
 using Switchback.Proxy.Tests.Integration;
+using Switchback.Proxy.Tests.Integration.Routing;
 using Xunit;
 
 namespace Switchback.Proxy.Tests.Switching;
@@ -24,7 +25,9 @@ public sealed record AdminAnswer(HttpStatusCode Status, JsonElement Body)
 /// <summary>
 /// Two in-process mock clusters (<c>source</c>, <c>target</c>) with the same topics, and a proxy in front of them
 /// with the family <c>orders</c> (topics <c>orders.*</c>, groups and transactional ids <c>orders-*</c>) on
-/// <c>source</c>. Each rig has its own state directory, so restarts keep routes and the audit log.
+/// <c>source</c>. Each rig has its own state directory, so restarts keep routes and the audit log. Optionally a
+/// <see cref="GroupApisFront"/> stands before each cluster (the proxy and direct clients reach its brokers through
+/// it), for what the mock lacks: group APIs and the offsets of committed transactions.
 /// </summary>
 public sealed class SwitchingRig : IAsyncDisposable
 {
@@ -36,13 +39,18 @@ public sealed class SwitchingRig : IAsyncDisposable
 
     private readonly int? _port;
 
-    private SwitchingRig(int partitions, string? token, bool fixedPorts)
+    private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts)
     {
         _token = token;
         _port = fixedPorts ? FreePorts.Range(MaxBrokers + 1) : null;
         Partitions = partitions;
         Source = MockKafkaCluster.Start(3);
         Target = MockKafkaCluster.Start(3);
+        if (groupFronts)
+        {
+            SourceFront = new GroupApisFront(Source);
+            TargetFront = new GroupApisFront(Target);
+        }
         foreach (var cluster in new[] { Source, Target })
         {
             cluster.CreateTopic(Topic, partitions);
@@ -53,6 +61,12 @@ public sealed class SwitchingRig : IAsyncDisposable
 
     public MockKafkaCluster Source { get; }
     public MockKafkaCluster Target { get; }
+
+    /// <summary>The front before <see cref="Source"/>, when the rig was started with group fronts.</summary>
+    public GroupApisFront? SourceFront { get; }
+
+    /// <summary>The front before <see cref="Target"/>, when the rig was started with group fronts.</summary>
+    public GroupApisFront? TargetFront { get; }
     public int Partitions { get; }
     public string StateDirectory { get; }
     public ProxyHost Host { get; private set; } = null!;
@@ -63,11 +77,13 @@ public sealed class SwitchingRig : IAsyncDisposable
 
     /// <summary>
     /// Starts the clusters and the proxy. With <paramref name="fixedPorts"/> the proxy binds the same ports again after
-    /// <see cref="RestartAsync"/>, so clients reconnect to the restarted proxy as to a restarted broker.
+    /// <see cref="RestartAsync"/>, so clients reconnect to the restarted proxy as to a restarted broker. With
+    /// <paramref name="groupFronts"/> each cluster's brokers are reached through a <see cref="GroupApisFront"/>, which
+    /// among other things writes the offsets of committed transactions to their groups (the mock only pretends to).
     /// </summary>
-    public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null, bool fixedPorts = false)
+    public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null, bool fixedPorts = false, bool groupFronts = false)
     {
-        var rig = new SwitchingRig(partitions, token, fixedPorts);
+        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts);
         try
         {
             await rig.StartHostAsync();
@@ -91,8 +107,8 @@ public sealed class SwitchingRig : IAsyncDisposable
             ["Switchback:Admin:Bind"] = "127.0.0.1:0",
             ["Switchback:Admin:Token"] = _token,
             ["Switchback:StateDirectory"] = StateDirectory,
-            ["Switchback:Clusters:source:BootstrapServers"] = Source.BootstrapServers,
-            ["Switchback:Clusters:target:BootstrapServers"] = Target.BootstrapServers,
+            ["Switchback:Clusters:source:BootstrapServers"] = SourceFront?.BootstrapServers ?? Source.BootstrapServers,
+            ["Switchback:Clusters:target:BootstrapServers"] = TargetFront?.BootstrapServers ?? Target.BootstrapServers,
             ["Switchback:Families:0:Name"] = Family,
             ["Switchback:Families:0:Topics:0"] = "orders.*",
             ["Switchback:Families:0:Groups:0"] = "orders-*",
@@ -239,6 +255,13 @@ public sealed class SwitchingRig : IAsyncDisposable
     {
         await StopProxyAsync();
         _http.Dispose();
+        foreach (var front in new[] { SourceFront, TargetFront })
+        {
+            if (front is not null)
+            {
+                await front.DisposeAsync();
+            }
+        }
         Source.Dispose();
         Target.Dispose();
         try

@@ -23,7 +23,8 @@ public sealed record OffsetDeleteReceipt(string Group, string Topic, int Partiti
 /// the mock's coordinator admitted (its JoinGroup, SyncGroup, LeaveGroup and ConsumerGroupHeartbeat answers, seen on
 /// the way), and OffsetFetch v8 from the offsets the mock holds (asked per group with v6). ListGroups lists the groups
 /// seen that the broker coordinates; OffsetDelete is recorded and answered without touching the mock's offsets. It
-/// answers the topic-admin and config APIs the mock lacks as well (see GroupApisFront.TopicAdmin.cs).
+/// answers the topic-admin and config APIs the mock lacks as well (see GroupApisFront.TopicAdmin.cs), and writes the
+/// offsets of committed transactions to their groups, which the mock never does (see GroupApisFront.Transactions.cs).
 /// </summary>
 public sealed partial class GroupApisFront : IAsyncDisposable
 {
@@ -92,6 +93,7 @@ public sealed partial class GroupApisFront : IAsyncDisposable
         public string State { get; set; } = "Empty";
         public bool Kip848 { get; set; }
         public int Epoch { get; set; }
+        public int Generation { get; set; } = -1;
         public Dictionary<string, Member> Members { get; } = new(StringComparer.Ordinal);
     }
 
@@ -150,7 +152,7 @@ public sealed partial class GroupApisFront : IAsyncDisposable
                 {
                     if (awaiting.TryDequeue(out var next))
                     {
-                        next.Answer.TrySetResult(Observe(next.Request, frame));
+                        next.Answer.TrySetResult(await ObserveAsync(next.Request, frame));
                     }
                 }
                 while (awaiting.TryDequeue(out var orphan))
@@ -196,7 +198,13 @@ public sealed partial class GroupApisFront : IAsyncDisposable
         return new Request(apiKey, version, correlationId, header.ClientId, frame.AsMemory(bodyOffset));
     }
 
-    /// <summary>The mock's answer, as relayed; group answers update what this front knows of the group.</summary>
+    /// <summary>
+    /// The mock's answer, as relayed; group answers update what this front knows of the group. A committed EndTxn is
+    /// held until the transaction's offsets are written, as a broker's are before its consumers can fetch them.
+    /// </summary>
+    private async ValueTask<byte[]> ObserveAsync(Request request, byte[] frame) =>
+        request.ApiKey == ApiKey.EndTxn ? await TransactionEndedAsync(request, frame) : Observe(request, frame);
+
     private byte[] Observe(Request request, byte[] frame)
     {
         try
@@ -216,6 +224,12 @@ public sealed partial class GroupApisFront : IAsyncDisposable
                     break;
                 case ApiKey.ConsumerGroupHeartbeat:
                     Heartbeat(request, Decode<ConsumerGroupHeartbeatResponse>(frame, request));
+                    break;
+                case ApiKey.TxnOffsetCommit:
+                    OffsetsSentToTransaction(request, Decode<TxnOffsetCommitResponse>(frame, request));
+                    break;
+                case ApiKey.InitProducerId:
+                    ProducerInitialized(request, Decode<InitProducerIdResponse>(frame, request));
                     break;
             }
         }
@@ -259,6 +273,7 @@ public sealed partial class GroupApisFront : IAsyncDisposable
         {
             group.ProtocolType = join.ProtocolType;
             group.Protocol = response.ProtocolName ?? "";
+            group.Generation = response.GenerationId;
             group.State = "CompletingRebalance";
             if (!group.Members.TryGetValue(response.MemberId, out var member))
             {
@@ -438,7 +453,7 @@ public sealed partial class GroupApisFront : IAsyncDisposable
                     foreach (var group in fetch.Groups)
                     {
                         response.Groups.Add(await CoordinatesAsync(request, group.GroupId, brokerId)
-                            ? await FetchOffsetsAsync(group, brokerId)
+                            ? await FetchOffsetsAsync(group, fetch.RequireStable, brokerId)
                             : new OffsetFetchResponse.OffsetFetchResponseGroup { GroupId = group.GroupId, ErrorCode = (short)ErrorCode.NotCoordinator });
                     }
                     return Encode(request, response);
@@ -579,8 +594,13 @@ public sealed partial class GroupApisFront : IAsyncDisposable
         }
     }
 
-    private async Task<OffsetFetchResponse.OffsetFetchResponseGroup> FetchOffsetsAsync(OffsetFetchRequest.OffsetFetchRequestGroup group, int brokerId)
+    /// <summary>
+    /// The group's offsets as the mock holds them; asked for stable offsets, partitions that a transaction still has
+    /// offsets pending for answer UNSTABLE_OFFSET_COMMIT, as a broker's do (the client asks again).
+    /// </summary>
+    private async Task<OffsetFetchResponse.OffsetFetchResponseGroup> FetchOffsetsAsync(OffsetFetchRequest.OffsetFetchRequestGroup group, bool requireStable, int brokerId)
     {
+        var unstable = requireStable ? PendingTransactionalOffsets(group.GroupId) : [];
         var single = new OffsetFetchRequest
         {
             GroupId = group.GroupId,
@@ -593,13 +613,14 @@ public sealed partial class GroupApisFront : IAsyncDisposable
             var topics = new OffsetFetchResponse.OffsetFetchResponseTopics { Name = topic.Name };
             foreach (var partition in topic.Partitions)
             {
+                var pending = partition.ErrorCode == 0 && unstable.Contains((topic.Name, partition.PartitionIndex));
                 topics.Partitions.Add(new OffsetFetchResponse.OffsetFetchResponsePartitions
                 {
                     PartitionIndex = partition.PartitionIndex,
-                    CommittedOffset = partition.CommittedOffset,
-                    CommittedLeaderEpoch = partition.CommittedLeaderEpoch,
-                    Metadata = partition.Metadata,
-                    ErrorCode = partition.ErrorCode,
+                    CommittedOffset = pending ? -1 : partition.CommittedOffset,
+                    CommittedLeaderEpoch = pending ? -1 : partition.CommittedLeaderEpoch,
+                    Metadata = pending ? "" : partition.Metadata,
+                    ErrorCode = pending ? (short)UnstableOffsetCommit : partition.ErrorCode,
                 });
             }
             fetched.Topics.Add(topics);
