@@ -164,10 +164,24 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
             var progress = _switches[switchId];
             await WaitForMembersAsync(progress, p => p.Ready, "ready", cancellationToken).ConfigureAwait(false);
             await copy(cancellationToken).ConfigureAwait(false);
-            if (!_liveness.IsRenewed)
+            // Commit only as a renewed member: a rebalance (a member expired) can outlast the lease; wait for the
+            // new generation, within the switch's deadline.
+            while (!_liveness.IsRenewed)
             {
-                throw new FleetSwitchException($"was not committed: this instance's membership lapsed during the hold");
+                var changed = Volatile.Read(ref _changed).Task;
+                if (_liveness.IsRenewed)
+                {
+                    break;
+                }
+                try
+                {
+                    await changed.WaitAsync(TimeSpan.FromMilliseconds(200), cancellationToken).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                }
             }
+            await WaitForMembersAsync(progress, p => p.Ready, "ready", cancellationToken).ConfigureAwait(false);
             var next = SwitchCoordinator.NextRoute(current, target);
             var committed = await _log.AppendAsync(CommitRecord.From(switchId, next), cancellationToken).ConfigureAwait(false);
             await _log.ReadUpToAsync(committed + 1, cancellationToken).ConfigureAwait(false);
