@@ -70,6 +70,14 @@ public sealed class SwitchingRig : IAsyncDisposable
     public int Partitions { get; }
     public string StateDirectory { get; }
     public ProxyHost Host { get; private set; } = null!;
+
+    /// <summary>What the proxy logged (Information and above), for a failing test to explain itself.</summary>
+    public CapturingLoggerProvider ProxyLogs { get; } = new();
+
+    /// <summary>The last <paramref name="count"/> warnings, errors and connection closes the proxy logged, one per line.</summary>
+    public string ProxyLogTail(int count = 40) => string.Join(Environment.NewLine, ProxyLogs.Entries
+        .Where(e => e.Level >= LogLevel.Warning || e.Message.Contains("closed", StringComparison.Ordinal))
+        .TakeLast(count).Select(e => $"{e.Level} {e.Category}: {e.Message}"));
     public string BootstrapServers => Host.BootstrapServers;
     public string AdminUrl => Host.AdminUri.ToString().TrimEnd('/');
 
@@ -140,7 +148,7 @@ public sealed class SwitchingRig : IAsyncDisposable
 
     private async Task StartHostAsync()
     {
-        Host = ProxyHost.Create(Configuration(), logging => logging.ClearProviders());
+        Host = ProxyHost.Create(Configuration(), logging => logging.ClearProviders().AddProvider(ProxyLogs));
         await Host.StartAsync();
     }
 

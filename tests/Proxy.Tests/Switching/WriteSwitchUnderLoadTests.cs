@@ -29,13 +29,30 @@ public sealed class WriteSwitchUnderLoadTests(ITestOutputHelper output)
     private async Task RunAsync(bool idempotent)
     {
         await using var rig = await SwitchingRig.StartAsync(partitions: 4);
+        try
+        {
+            await RunAsync(rig, idempotent);
+        }
+        catch
+        {
+            // What the proxy and the clients saw, so that a failure on a busy machine explains itself.
+            output.WriteLine($"proxy log (warnings and closes):{Environment.NewLine}{rig.ProxyLogTail()}");
+            output.WriteLine($"client log (warnings):{Environment.NewLine}{string.Join(Environment.NewLine, _clientLog.TakeLast(40))}");
+            throw;
+        }
+    }
+
+    private readonly ConcurrentQueue<string> _clientLog = new();
+
+    private async Task RunAsync(SwitchingRig rig, bool idempotent)
+    {
         var deliveries = new ConcurrentQueue<Delivery>();
         var errors = new ConcurrentQueue<string>();
         var clock = Stopwatch.StartNew();
         using var stop = new CancellationTokenSource();
 
         var producers = Enumerable.Range(0, Producers)
-            .Select(p => Task.Run(() => Produce(rig, p, idempotent, clock, deliveries, errors, stop.Token)))
+            .Select(p => Task.Run(() => Produce(rig, p, idempotent, clock, deliveries, errors, _clientLog, stop.Token)))
             .ToArray();
 
         // Steady state first: every producer has had records acknowledged.
@@ -102,7 +119,7 @@ public sealed class WriteSwitchUnderLoadTests(ITestOutputHelper output)
     }
 
     private static void Produce(SwitchingRig rig, int producerIndex, bool idempotent, Stopwatch clock,
-        ConcurrentQueue<Delivery> deliveries, ConcurrentQueue<string> errors, CancellationToken stop)
+        ConcurrentQueue<Delivery> deliveries, ConcurrentQueue<string> errors, ConcurrentQueue<string> log, CancellationToken stop)
     {
         var config = new ProducerConfig
         {
@@ -116,7 +133,13 @@ public sealed class WriteSwitchUnderLoadTests(ITestOutputHelper output)
         };
         using var producer = new ProducerBuilder<string, string>(config)
             .SetErrorHandler((_, e) => errors.Enqueue($"{(e.IsFatal ? "FATAL " : "")}{e.Code}: {e.Reason}"))
-            .SetLogHandler(static (_, _) => { })
+            .SetLogHandler((_, m) =>
+            {
+                if (m.Level <= SyslogLevel.Warning)
+                {
+                    log.Enqueue($"{clock.Elapsed.TotalMilliseconds:0} ms {m.Name} {m.Facility}: {m.Message}");
+                }
+            })
             .Build();
         var sequence = 0;
         var next = clock.Elapsed;
