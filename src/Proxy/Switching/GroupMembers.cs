@@ -45,6 +45,11 @@ public sealed class GroupMembers
     /// <summary>The assignment protocol a classic group's members last agreed on (e.g. <c>range</c>), or null.</summary>
     public string? ClassicProtocolNameOf(string group) => _groups.TryGetValue(group, out var entry) ? entry.ClassicProtocolName : null;
 
+    /// <summary>The largest session timeout a classic member of the group joined with through the proxy, or null.</summary>
+    public int? ClassicSessionTimeoutMsOf(string group) => _groups.TryGetValue(group, out var entry) && entry.ClassicSessionTimeoutMs > 0
+        ? entry.ClassicSessionTimeoutMs
+        : null;
+
     /// <summary>The members of <paramref name="group"/> on <paramref name="cluster"/> the proxy knows of.</summary>
     public IReadOnlyList<GroupMember> On(string cluster, string group)
     {
@@ -61,10 +66,11 @@ public sealed class GroupMembers
     /// <summary>
     /// A classic JoinGroup was answered without error: the member joined generation <paramref name="generation"/>,
     /// whose assignment protocol is <paramref name="protocolName"/>. <paramref name="generationMembers"/> is the full
-    /// member list, which only the leader receives (null otherwise).
+    /// member list, which only the leader receives (null otherwise). <paramref name="sessionTimeoutMs"/> is the one the
+    /// member asked for.
     /// </summary>
     public void ClassicJoined(string cluster, string group, string memberId, string? instanceId, int generation, string? protocolName,
-        IReadOnlyCollection<(string MemberId, string? InstanceId)>? generationMembers)
+        IReadOnlyCollection<(string MemberId, string? InstanceId)>? generationMembers, int sessionTimeoutMs = 0)
     {
         if (Entry(group) is not { } entry)
         {
@@ -74,6 +80,7 @@ public sealed class GroupMembers
         {
             entry.Protocol = GroupProtocol.Classic;
             entry.ClassicProtocolName = protocolName ?? entry.ClassicProtocolName;
+            entry.ClassicSessionTimeoutMs = Math.Max(entry.ClassicSessionTimeoutMs, sessionTimeoutMs);
             var members = entry.MembersOn(cluster);
             if (generationMembers is { Count: > 0 })
             {
@@ -147,6 +154,7 @@ public sealed class GroupMembers
         public readonly Lock Gate = new();
         public GroupProtocol Protocol;
         public string? ClassicProtocolName;
+        public int ClassicSessionTimeoutMs;
         public readonly Dictionary<string, Dictionary<string, GroupMember>> Clusters = new(StringComparer.Ordinal);
 
         public Dictionary<string, GroupMember> MembersOn(string cluster)

@@ -81,7 +81,10 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
     private static readonly ReadOnlyMemory<byte> EmptyConsumerProtocol = new byte[] { 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF };
 
     // Apache Kafka's smallest session timeout by default (group.min.session.timeout.ms); a broker that refuses it
-    // is asked again with the consumers' default. Short, as a proxy member that could not leave lingers this long.
+    // is asked again with the consumers' default. Short, as a proxy member that could not leave lingers this long;
+    // but never shorter than the group's own members asked for: a group its members just left may hold the proxy's
+    // JoinGroup until their rebalance ends, and librdkafka's mock cluster expires a member waiting in JoinGroup once
+    // the session timeout passes (then never answers it), where a broker would not.
     private const int OwnSessionTimeoutMs = 6_000;
     private const int FallbackSessionTimeoutMs = 45_000;
     private const int OwnRebalanceTimeoutMs = 30_000;
@@ -107,7 +110,9 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
             {
                 try
                 {
-                    return await WriteOnceAsync(coordinator, offsets, progress, cancellationToken).ConfigureAwait(false);
+                    var written = await WriteOnceAsync(coordinator, offsets, progress, cancellationToken).ConfigureAwait(false);
+                    progress.Done(group);
+                    return written;
                 }
                 catch (CoordinatorMovedException) when (attempt < CoordinatorAttempts)
                 {
@@ -118,12 +123,10 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
         }
         catch (CoordinatorMovedException e)
         {
+            progress.Done(group);
             return new GroupOffsetsWritten(group, cluster, offsets.Count, null, 0, [], e.Message);
         }
-        finally
-        {
-            progress.Done(group);
-        }
+        // Otherwise (cancelled, unreachable) the step stays, so that the switch's answer can say what it waited for.
     }
 
     /// <summary>
@@ -259,7 +262,7 @@ public sealed partial class GroupOffsetWriter(Func<string, UpstreamCluster> clus
             return ([], $"cluster '{cluster}' does not offer JoinGroup and SyncGroup, so the proxy cannot join the group to commit as a member");
         }
         var memberId = "";
-        var sessionTimeoutMs = OwnSessionTimeoutMs;
+        var sessionTimeoutMs = Math.Max(OwnSessionTimeoutMs, members.ClassicSessionTimeoutMsOf(group) ?? 0);
         var protocolName = members.ClassicProtocolNameOf(group) ?? DefaultProtocolName;
         JoinGroupResponse joined;
         while (true)

@@ -284,15 +284,13 @@ public sealed partial class SwitchCoordinator : IDisposable
             {
                 progress.Step(group, $"reading the committed offsets of group '{group}' on cluster '{from}'");
                 offsets = await _admins[from].CommittedOffsetsAsync(group, partitions, timeout).WaitAsync(token).ConfigureAwait(false);
+                progress.Done(group);
             }
             catch (KafkaException e)
             {
+                progress.Done(group);
                 written[group] = new GroupOffsetsWritten(group, from, 0, null, 0, [], $"its committed offsets could not be read: {e.Error.Reason}");
                 return;
-            }
-            finally
-            {
-                progress.Done(group);
             }
             try
             {

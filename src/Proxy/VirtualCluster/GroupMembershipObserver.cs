@@ -17,12 +17,12 @@ public static class GroupMembershipObserver
         string cluster, string group)
     {
         // Read from the request now: its frame is not the answer's to keep.
-        var instanceId = context.Version >= 5 ? context.Decode<JoinGroupRequest>().GroupInstanceId : null;
-        return NoteAsync(members, context.ApiKey, context.Version, response, cluster, group, instanceId);
+        var request = context.Decode<JoinGroupRequest>();
+        return NoteAsync(members, context.ApiKey, context.Version, response, cluster, group, request.GroupInstanceId, request.SessionTimeoutMs);
     }
 
     private static async Task<PooledFrame> NoteAsync(GroupMembers members, ApiKey apiKey, short version, Task<PooledFrame> response,
-        string cluster, string group, string? instanceId)
+        string cluster, string group, string? instanceId, int sessionTimeoutMs)
     {
         var frame = await response.ConfigureAwait(false);
         try
@@ -33,7 +33,7 @@ public static class GroupMembershipObserver
                 var generationMembers = answer.Members.Count > 0
                     ? answer.Members.Select(m => (m.MemberId, (string?)m.GroupInstanceId)).ToList()
                     : null;
-                members.ClassicJoined(cluster, group, answer.MemberId, instanceId, answer.GenerationId, answer.ProtocolName, generationMembers);
+                members.ClassicJoined(cluster, group, answer.MemberId, instanceId, answer.GenerationId, answer.ProtocolName, generationMembers, sessionTimeoutMs);
             }
         }
         catch (KafkaProtocolException)

@@ -27,8 +27,7 @@ public sealed class ConsumeTransformProduceTests(ITestOutputHelper output)
     private const int BeforeSwitch = 450;
     private const int BeforeRollback = 675;
 
-    [Theory(Skip = "The rollback's offset copy times out (30 s) against the mock cluster behind the transactional-offsets front: "
-        + "joining the just-emptied classic group as the proxy's own member waits out the mock's rebalance timer. Open; see the README's known limitations.")]
+    [Theory]
     [InlineData("orders-pipeline")] // the transactional id in the family
     [InlineData("enricher")]        // an application-named id that matches no family: it follows its records
     public async Task ReadWriteSwitchAndRollback_ExactlyOncePipeline_EveryInputOnceInTheOutput(string transactionalIdPrefix)
