@@ -339,7 +339,7 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
         {
             var table = _state.Routes.Current.With(route);
             _store.Save(table);
-            _state.Routes.Swap(table);
+            SwitchCoordinator.Swap(_state, table, route);
         }
         ReleaseHold(commit.SwitchId);
         if (live)

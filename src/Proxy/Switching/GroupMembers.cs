@@ -50,6 +50,50 @@ public sealed class GroupMembers
         ? entry.ClassicSessionTimeoutMs
         : null;
 
+    /// <summary>
+    /// The read route of <paramref name="groups"/> moved away from <paramref name="cluster"/>: the members they had
+    /// there are remembered as moved, since their clients keep naming that membership until they notice and rejoin.
+    /// </summary>
+    public void ReadsMovedAway(string cluster, IEnumerable<string> groups)
+    {
+        foreach (var group in groups)
+        {
+            if (!_groups.TryGetValue(group, out var entry))
+            {
+                continue;
+            }
+            lock (entry.Gate)
+            {
+                if (!entry.Clusters.TryGetValue(cluster, out var members))
+                {
+                    continue;
+                }
+                if (entry.Moved.Count + members.Count > MaxMembersPerGroup)
+                {
+                    entry.Moved.Clear(); // bounded: the oldest moves are the least likely to be named again
+                }
+                entry.Moved.UnionWith(members.Keys);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="memberId"/> is a membership of <paramref name="group"/> that a read switch moved away
+    /// from its cluster and that is not (again) a member on <paramref name="cluster"/>: its generation or member epoch
+    /// means nothing there.
+    /// </summary>
+    public bool IsMovedMember(string group, string memberId, string cluster)
+    {
+        if (!_groups.TryGetValue(group, out var entry))
+        {
+            return false;
+        }
+        lock (entry.Gate)
+        {
+            return entry.Moved.Contains(memberId) && !(entry.Clusters.TryGetValue(cluster, out var members) && members.ContainsKey(memberId));
+        }
+    }
+
     /// <summary>The members of <paramref name="group"/> on <paramref name="cluster"/> the proxy knows of.</summary>
     public IReadOnlyList<GroupMember> On(string cluster, string group)
     {
@@ -156,6 +200,9 @@ public sealed class GroupMembers
         public string? ClassicProtocolName;
         public int ClassicSessionTimeoutMs;
         public readonly Dictionary<string, Dictionary<string, GroupMember>> Clusters = new(StringComparer.Ordinal);
+
+        // Member ids a read switch moved away from their cluster (see ReadsMovedAway).
+        public readonly HashSet<string> Moved = new(StringComparer.Ordinal);
 
         public Dictionary<string, GroupMember> MembersOn(string cluster)
         {

@@ -254,6 +254,17 @@ public sealed partial class SwitchCoordinator : IDisposable
         var table = state.Routes.Current.With(next);
         // On the thread pool: this may be running on a socket event thread, and the save flushes to disk.
         await Task.Run(() => store.Save(table)).ConfigureAwait(false);
+        Swap(state, table, next);
+    }
+
+    /// <summary>Swaps <paramref name="table"/> in; when <paramref name="next"/> moves reads, its groups' members there have moved.</summary>
+    internal static void Swap(ProxyState state, RouteTable table, FamilyRoute next)
+    {
+        var before = state.Routes.Current.Find(next.Family);
+        if (before is not null && before.Route.Read != next.Route.Read)
+        {
+            state.GroupMembers.ReadsMovedAway(before.Route.Read, state.Traffic.For(next.Family).GroupsOf());
+        }
         state.Routes.Swap(table);
     }
 

@@ -281,8 +281,13 @@ public sealed class CoordinatorHandlers(ProxyState state)
     {
         var starts = context.ApiKey is ApiKey.AddPartitionsToTxn or ApiKey.AddOffsetsToTxn;
         if (context.ApiKey is not (ApiKey.AddPartitionsToTxn or ApiKey.AddOffsetsToTxn or ApiKey.EndTxn or ApiKey.TxnOffsetCommit)
-            || (context.ApiKey == ApiKey.AddPartitionsToTxn && context.Version >= 4)
-            || await state.Transactions.MappingForAsync(transactionalId, cluster, starts, context.Session.Closed).ConfigureAwait(false) is not { } mapping)
+            || (context.ApiKey == ApiKey.AddPartitionsToTxn && context.Version >= 4))
+        {
+            return null;
+        }
+        var mapping = await state.Transactions.MappingForAsync(transactionalId, cluster, starts, context.Session.Closed).ConfigureAwait(false);
+        var foreignMember = context.ApiKey == ApiKey.TxnOffsetCommit && NamesMovedMember(context.Decode<TxnOffsetCommitRequest>(), cluster);
+        if (mapping is null && !foreignMember)
         {
             return null;
         }
@@ -291,31 +296,51 @@ public sealed class CoordinatorHandlers(ProxyState state)
         {
             case ApiKey.AddPartitionsToTxn:
                 var add = context.Decode<AddPartitionsToTxnRequest>();
-                add.V3AndBelowProducerId = mapping.ProducerId;
+                add.V3AndBelowProducerId = mapping!.ProducerId;
                 add.V3AndBelowProducerEpoch = mapping.Epoch;
                 rewritten = add;
                 break;
             case ApiKey.AddOffsetsToTxn:
                 var offsets = context.Decode<AddOffsetsToTxnRequest>();
-                offsets.ProducerId = mapping.ProducerId;
+                offsets.ProducerId = mapping!.ProducerId;
                 offsets.ProducerEpoch = mapping.Epoch;
                 rewritten = offsets;
                 break;
             case ApiKey.EndTxn:
                 var end = context.Decode<EndTxnRequest>();
-                end.ProducerId = mapping.ProducerId;
+                end.ProducerId = mapping!.ProducerId;
                 end.ProducerEpoch = mapping.Epoch;
                 rewritten = end;
                 break;
             default:
                 var commit = context.Decode<TxnOffsetCommitRequest>();
-                commit.ProducerId = mapping.ProducerId;
-                commit.ProducerEpoch = mapping.Epoch;
+                if (mapping is not null)
+                {
+                    commit.ProducerId = mapping.ProducerId;
+                    commit.ProducerEpoch = mapping.Epoch;
+                }
+                if (foreignMember)
+                {
+                    // The member and generation of the group on the cluster it left: sent without group metadata, as
+                    // producers before KIP-447 did, the coordinator takes the offsets on the producer's epoch alone.
+                    commit.MemberId = "";
+                    commit.GenerationId = -1;
+                    commit.GroupInstanceId = null;
+                }
                 rewritten = commit;
                 break;
         }
         return FrameCodec.EncodeRequest(context.ApiKey, context.Version, context.CorrelationId, context.Header.ClientId, rewritten);
     }
+
+    /// <summary>
+    /// After a read switch the consumer of a consume-transform-produce pipeline keeps its old cluster's member id and
+    /// generation until it notices and rejoins; its producer sends them with the offsets, and the group's coordinator
+    /// would refuse the transaction for them (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION). Only memberships a switch moved
+    /// are sent without: any other stale member is still fenced by the coordinator, as KIP-447 intends.
+    /// </summary>
+    private bool NamesMovedMember(TxnOffsetCommitRequest commit, string cluster) =>
+        !string.IsNullOrEmpty(commit.MemberId) && state.GroupMembers.IsMovedMember(commit.GroupId, commit.MemberId, cluster);
 
     /// <summary>A client initialised a transactional id on a cluster: its producer id is that cluster's own from now on.</summary>
     private async Task<PooledFrame> RecordInitializedAsync(RequestContext context, Task<PooledFrame> response, string transactionalId, string cluster, int transactionTimeoutMs)

@@ -65,4 +65,27 @@ public sealed class GroupMembersTests
         members.ConsumerHeartbeat("source", "g", "m0", null, 7);
         Assert.Equal(7, members.On("source", "g").Single(m => m.MemberId == "m0").Generation);
     }
+
+    [Fact]
+    public void MembersAReadSwitchMoved_AreMovedUntilTheyAreMembersOfTheClusterAsked_OthersNever()
+    {
+        var members = new GroupMembers();
+        members.ClassicJoined("source", "g", "a", null, 4, "range", null);
+        members.ClassicJoined("source", "other", "x", null, 1, "range", null);
+        Assert.False(members.IsMovedMember("g", "a", "target"));
+
+        members.ReadsMovedAway("source", ["g"]);
+        members.Gone("source", "g", ["a"]); // the switch removed it from the old group
+
+        // Named on either cluster, its membership is one the switch moved; a member of a group that did not move is not.
+        Assert.True(members.IsMovedMember("g", "a", "target"));
+        Assert.True(members.IsMovedMember("g", "a", "source"));
+        Assert.False(members.IsMovedMember("other", "x", "target"));
+        Assert.False(members.IsMovedMember("g", "unknown", "target"));
+
+        // A KIP-848 member keeps its id: once a member of the cluster asked, its epoch there is real again.
+        members.ConsumerHeartbeat("target", "g", "a", null, 1);
+        Assert.False(members.IsMovedMember("g", "a", "target"));
+        Assert.True(members.IsMovedMember("g", "a", "source"));
+    }
 }

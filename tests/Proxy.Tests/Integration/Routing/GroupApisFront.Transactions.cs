@@ -24,6 +24,9 @@ public enum TransactionalOffsetsOutcome
 
     /// <summary>The mock would not take them.</summary>
     Failed,
+
+    /// <summary>Refused at the TxnOffsetCommit for its member or generation, as a broker would (the mock does not check).</summary>
+    Refused,
 }
 
 /// <summary>What a front did with the offsets of one or more transactions (ids comma-separated) for one group.</summary>
@@ -49,9 +52,9 @@ public sealed record TransactionalOffsetsReceipt(string TransactionalIds, string
 /// written as a member the group has now, at its generation (as this front saw them in JoinGroup answers); while it
 /// rebalances, they are written in the background once it lets them (holding the EndTxn's answer instead would stall
 /// a pipeline whose consumer rebalances only when the application polls again). Every outcome is recorded in
-/// <see cref="TransactionalOffsets"/>. Not stood in for: a broker refuses a TxnOffsetCommit whose member or generation
-/// the group does not have (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION; ILLEGAL_GENERATION for a group it does not know),
-/// which the mock never checks.
+/// <see cref="TransactionalOffsets"/>. A broker also refuses a TxnOffsetCommit whose member or generation the group
+/// does not have (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION), which the mock never checks; the front does, for classic
+/// groups (see RefusedTxnOffsetCommit).
 /// </summary>
 public sealed partial class GroupApisFront
 {
@@ -94,6 +97,55 @@ public sealed partial class GroupApisFront
         public Dictionary<(string Topic, int Partition), PartitionOffset> Offsets { get; } = [];
         public HashSet<string> TransactionalIds { get; } = new(StringComparer.Ordinal);
         public bool Writing { get; set; }
+    }
+
+    /// <summary>
+    /// The group check a broker makes on a TxnOffsetCommit (v3+, KIP-447) and the mock does not: a member id the
+    /// classic group does not have is refused with UNKNOWN_MEMBER_ID, a generation other than the group's with
+    /// ILLEGAL_GENERATION, and a member or generation named for a group the coordinator has no members of with
+    /// ILLEGAL_GENERATION. KIP-848 groups are not checked. Null when the request passes and goes on to the mock.
+    /// </summary>
+    private byte[]? RefusedTxnOffsetCommit(Request request)
+    {
+        if (request.Version < 3)
+        {
+            return null;
+        }
+        var commit = FrameCodec.DecodeBody<TxnOffsetCommitRequest>(request.Body, request.Version);
+        if (string.IsNullOrEmpty(commit.MemberId) && commit.GenerationId < 0)
+        {
+            return null;
+        }
+        ErrorCode error;
+        if (!_groups.TryGetValue(commit.GroupId, out var group))
+        {
+            error = ErrorCode.IllegalGeneration;
+        }
+        else
+        {
+            lock (group)
+            {
+                error = group.Kip848 ? ErrorCode.None
+                    : group.Generation < 0 ? ErrorCode.IllegalGeneration
+                    : !string.IsNullOrEmpty(commit.MemberId) && !group.Members.ContainsKey(commit.MemberId) ? ErrorCode.UnknownMemberId
+                    : commit.GenerationId >= 0 && commit.GenerationId != group.Generation ? ErrorCode.IllegalGeneration
+                    : ErrorCode.None;
+            }
+        }
+        if (error == ErrorCode.None)
+        {
+            return null;
+        }
+        TransactionalOffsets.Enqueue(new TransactionalOffsetsReceipt(commit.TransactionalId, commit.GroupId,
+            commit.Topics.Sum(t => t.Partitions.Count), TransactionalOffsetsOutcome.Refused, error));
+        return Encode(request, new TxnOffsetCommitResponse
+        {
+            Topics = [.. commit.Topics.Select(t => new TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic
+            {
+                Name = t.Name,
+                Partitions = [.. t.Partitions.Select(p => new TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error })],
+            })],
+        });
     }
 
     /// <summary>A TxnOffsetCommit the mock answered: the partitions it took join the transaction's offsets.</summary>

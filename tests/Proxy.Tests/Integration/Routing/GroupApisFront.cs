@@ -169,6 +169,11 @@ public sealed partial class GroupApisFront : IAsyncDisposable
                     ordered.Writer.TryWrite(AnswerAsync(request, brokerId));
                     continue;
                 }
+                if (request.ApiKey == ApiKey.TxnOffsetCommit && RefusedTxnOffsetCommit(request) is { } refused)
+                {
+                    ordered.Writer.TryWrite(Task.FromResult(refused));
+                    continue;
+                }
                 if (!(request.ApiKey == ApiKey.Produce && FrameCodec.DecodeBody<ProduceRequest>(request.Body, request.Version).Acks == 0))
                 {
                     var answer = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
