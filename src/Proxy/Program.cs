@@ -29,7 +29,7 @@ public static class Program
                 "demo" => await DemoRunner.RunAsync(rest, stop.Token),
                 "routes" or "switch" or "rollback" or "fleet" => await AdminCli.RunAsync(command, rest, stop.Token),
                 "help" or "--help" or "-h" => Usage(0),
-                _ => Fail($"unknown command '{command}' (run, demo, routes, switch, rollback)"),
+                _ => Fail($"unknown command '{command}' (run, demo, routes, switch, rollback, fleet)"),
             };
         }
         catch (ConfigException e)
@@ -97,7 +97,8 @@ public static class Program
               switchback demo                        proxy in front of two embedded mock clusters
               switchback routes [--admin URL] [--token T]
               switchback switch FAMILY [--write C] [--read C] [--reason TEXT] [--force] [--admin URL] [--token T]
-              switchback rollback FAMILY [--reason TEXT] [--admin URL] [--token T]
+              switchback rollback FAMILY [--reason TEXT] [--force] [--admin URL] [--token T]
+              switchback fleet [--admin URL] [--token T]
             """);
         return code;
     }

@@ -72,7 +72,7 @@ public static class AdminCli
                 default:
                     RequireFamily(family, command);
                     response = await http.PostAsJsonAsync($"v1/families/{Uri.EscapeDataString(family!)}/rollback",
-                        new { reason }, cancellationToken);
+                        new { reason, force, timeoutMs }, cancellationToken);
                     break;
             }
         }

@@ -182,7 +182,10 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
                 }
             }
             await WaitForMembersAsync(progress, p => p.Ready, "ready", cancellationToken).ConfigureAwait(false);
-            var next = SwitchCoordinator.NextRoute(current, target);
+            // A close committed since the switch began changes only the window: take the window as it stands now.
+            var latest = _state.Routes.Current.Find(current.Family);
+            var basis = latest is not null && latest.Epoch == current.Epoch && latest.Route == current.Route ? current with { Window = latest.Window } : current;
+            var next = SwitchCoordinator.NextRoute(basis, target, rollback: action == "rollback");
             var committed = await _log.AppendAsync(CommitRecord.From(switchId, next), cancellationToken).ConfigureAwait(false);
             await _log.ReadUpToAsync(committed + 1, cancellationToken).ConfigureAwait(false);
             if (progress.Outcome is not CommitRecord)
@@ -335,7 +338,8 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
         {
             return; // a family this instance is not configured with
         }
-        if (route.Epoch >= known.Epoch && (route.Route != known.Route || route.Epoch != known.Epoch))
+        // Same route and epoch with another window: a window's close.
+        if (route.Epoch >= known.Epoch && (route.Route != known.Route || route.Epoch != known.Epoch || route.Window != known.Window))
         {
             var table = _state.Routes.Current.With(route);
             _store.Save(table);
