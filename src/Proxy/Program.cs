@@ -27,9 +27,9 @@ public static class Program
             {
                 "run" => await RunAsync(rest, stop.Token),
                 "demo" => await DemoRunner.RunAsync(rest, stop.Token),
-                "routes" or "switch" or "rollback" or "fleet" => await AdminCli.RunAsync(command, rest, stop.Token),
+                "routes" or "switch" or "rollback" or "close" or "fleet" => await AdminCli.RunAsync(command, rest, stop.Token),
                 "help" or "--help" or "-h" => Usage(0),
-                _ => Fail($"unknown command '{command}' (run, demo, routes, switch, rollback, fleet)"),
+                _ => Fail($"unknown command '{command}' (run, demo, routes, switch, rollback, close, fleet)"),
             };
         }
         catch (ConfigException e)
@@ -98,6 +98,7 @@ public static class Program
               switchback routes [--admin URL] [--token T]
               switchback switch FAMILY [--write C] [--read C] [--reason TEXT] [--force] [--admin URL] [--token T]
               switchback rollback FAMILY [--reason TEXT] [--force] [--admin URL] [--token T]
+              switchback close FAMILY [--reason TEXT] [--admin URL] [--token T]
               switchback fleet [--admin URL] [--token T]
             """);
         return code;

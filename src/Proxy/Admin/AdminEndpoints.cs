@@ -43,6 +43,7 @@ public static class AdminEndpoints
         v1.MapPost("/families/{name}/rollback", RollbackAsync);
         v1.MapGet("/families/{name}/window", (string name, ProxyState state) =>
             state.Routes.Current.Find(name) is { } family ? Results.Json(WindowView.Describe(family, figures: null)) : UnknownFamily(name));
+        v1.MapPost("/families/{name}/close", CloseAsync);
         v1.MapGet("/fleet", (ProxyState state, IServiceProvider services) => Results.Json(DescribeFleet(state, services.GetService<FleetCoordinator>())));
     }
 
@@ -130,6 +131,25 @@ public static class AdminEndpoints
             return BadRequest(error!);
         }
         var outcome = await coordinator.RollbackAsync(name, reason, Caller(http), timeout, force).ConfigureAwait(false);
+        return Results.Json(outcome.Body, statusCode: outcome.Status);
+    }
+
+    private static async Task<IResult> CloseAsync(string name, HttpContext http, ProxyState state, SwitchCoordinator coordinator)
+    {
+        if (state.Routes.Current.Find(name) is null)
+        {
+            return UnknownFamily(name);
+        }
+        var (body, error) = await ReadBodyAsync(http, ["reason", "timeoutMs"]).ConfigureAwait(false);
+        if (error is not null)
+        {
+            return BadRequest(error);
+        }
+        if (!TryString(body, "reason", out var reason, out error) || !TryTimeout(body, out var timeout, out error))
+        {
+            return BadRequest(error!);
+        }
+        var outcome = await coordinator.CloseAsync(name, reason, Caller(http), timeout).ConfigureAwait(false);
         return Results.Json(outcome.Body, statusCode: outcome.Status);
     }
 

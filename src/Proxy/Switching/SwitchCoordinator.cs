@@ -279,6 +279,105 @@ public sealed partial class SwitchCoordinator : IDisposable
         return new FamilyRoute(current.Family, target, epoch, now, window, target.Write != current.Route.Write ? epoch : current.WriteEpoch);
     }
 
+    /// <summary>
+    /// Closes the family's open rollback window: the new routes have earned trust, and a rollback is from now on a new
+    /// migration (it needs force). No route changes, so nothing is held. 409 when no window is open; in a fleet the close
+    /// is committed through the control log, so every member persists it.
+    /// </summary>
+    public async Task<SwitchOutcome> CloseAsync(string family, string? reason, string caller, TimeSpan timeout)
+    {
+        const string action = "close";
+        if (_state.Routes.Current.Find(family) is null)
+        {
+            return new SwitchOutcome(404, new { error = $"Unknown family '{family}'." });
+        }
+        var request = new SwitchRequest(family, null, null, reason, Force: false, timeout, caller);
+        if (!await _oneAtATime.WaitAsync(timeout).ConfigureAwait(false))
+        {
+            return new SwitchOutcome(503, new { error = "A switch is in progress and did not finish in time; nothing changed." });
+        }
+        try
+        {
+            using var deadline = new CancellationTokenSource(timeout);
+            if (_fleet is { } fleet)
+            {
+                try
+                {
+                    // Decide on the fleet's latest route, not on what this instance had read when called.
+                    await fleet.CaughtUpAsync(deadline.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is OperationCanceledException or KafkaException)
+                {
+                    return new SwitchOutcome(503, new { error = $"The close of '{family}' could not read the control log ({e.Message.TrimEnd('.')}); nothing changed.", family });
+                }
+                if (fleet.SwitchInProgress(family) is { } switchId)
+                {
+                    var current = _state.Routes.Current.Find(family)!;
+                    await AuditAsync(action, current, current.Route, request, "refused", 0, $"switch {switchId} in progress").ConfigureAwait(false);
+                    return new SwitchOutcome(409, new { error = $"A switch or rollback of '{family}' is in progress ({switchId}); close the window once it has ended.", family });
+                }
+            }
+            var route = _state.Routes.Current.Find(family)!;
+            if (route.Window is not { IsOpen: true } window)
+            {
+                var why = route.Window is { } shut
+                    ? $"its rollback window was already closed at {shut.ClosedAt:O}{(shut.CloseReason is { } r ? $" ({r})" : "")}"
+                    : "no switch has opened a rollback window";
+                await AuditAsync(action, route, route.Route, request, "refused", 0, $"no open window: {why}").ConfigureAwait(false);
+                return new SwitchOutcome(409, new { error = $"Family '{family}' has no open rollback window: {why}.", family, window = WindowView.Summary(route) });
+            }
+            var closed = route with { Window = window.Close(DateTimeOffset.UtcNow, reason) };
+            if (_fleet is { } members)
+            {
+                try
+                {
+                    var applied = await members.CommitWindowAsync(closed, deadline.Token).ConfigureAwait(false);
+                    if (applied.Epoch != closed.Epoch || applied.Window != closed.Window)
+                    {
+                        // A switch committed first: the close was skipped by every member.
+                        await AuditAsync(action, route, route.Route, request, "refused", 0, $"a switch committed epoch {applied.Epoch} first").ConfigureAwait(false);
+                        return new SwitchOutcome(409, new
+                        {
+                            error = $"A switch of '{family}' committed epoch {applied.Epoch} while the window was being closed; nothing was closed. Look at the window and close it again if you still mean to.",
+                            family,
+                            window = WindowView.Summary(applied),
+                        });
+                    }
+                }
+                catch (FleetSwitchException e) when (e.Committed is not null)
+                {
+                    await AuditAsync(action, route, route.Route, request, "unconfirmed", 0, e.Message).ConfigureAwait(false);
+                    return new SwitchOutcome(503, new { error = $"The close of '{family}' {e.Message}.", family, committed = true });
+                }
+                catch (Exception e) when (e is FleetSwitchException or OperationCanceledException or KafkaException)
+                {
+                    await AuditAsync(action, route, route.Route, request, "failed", 0, e.Message).ConfigureAwait(false);
+                    return new SwitchOutcome(503, new { error = $"The close of '{family}' did not complete: {e.Message.TrimEnd('.')}; nothing changed.", family });
+                }
+            }
+            else
+            {
+                try
+                {
+                    await ApplyAsync(_state, _store, closed).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    await AuditAsync(action, route, route.Route, request, "failed", 0, e.Message).ConfigureAwait(false);
+                    return new SwitchOutcome(503, new { error = $"The close of '{family}' could not be persisted ({e.Message.TrimEnd('.')}); nothing changed.", family });
+                }
+            }
+            // From and to are the routes, which a close does not change; the detail names the window it closed.
+            await AuditAsync(action, route, route.Route, request, "ok", 0, $"window opened at epoch {window.OpenedEpoch} from {window.Origin}").ConfigureAwait(false);
+            LogWindowClosed(_logger, family, window.Origin.ToString(), route.Route.ToString(), reason ?? "");
+            return new SwitchOutcome(200, WindowView.Describe(_state.Routes.Current.Find(family)!, figures: null));
+        }
+        finally
+        {
+            _oneAtATime.Release();
+        }
+    }
+
     /// <summary>Persists the table with <paramref name="next"/> (durable before anyone sees it), then swaps it in.</summary>
     internal static async Task ApplyAsync(ProxyState state, RouteStore store, FamilyRoute next)
     {
@@ -488,4 +587,7 @@ public sealed partial class SwitchCoordinator : IDisposable
 
     [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Members of group {Group} on cluster {Cluster} could not be removed (they stay until their sessions time out): {Reason}")]
     private static partial void LogMembersNotRemoved(ILogger logger, string group, string cluster, string reason);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "Rollback window of family {Family} closed (origin {Origin}, routes {Routes}): {Reason}")]
+    private static partial void LogWindowClosed(ILogger logger, string family, string origin, string routes, string reason);
 }
