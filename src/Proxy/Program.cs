@@ -27,9 +27,9 @@ public static class Program
             {
                 "run" => await RunAsync(rest, stop.Token),
                 "demo" => await DemoRunner.RunAsync(rest, stop.Token),
-                "routes" or "switch" or "rollback" or "fleet" => await AdminCli.RunAsync(command, rest, stop.Token),
+                "routes" or "switch" or "rollback" or "close" or "fleet" => await AdminCli.RunAsync(command, rest, stop.Token),
                 "help" or "--help" or "-h" => Usage(0),
-                _ => Fail($"unknown command '{command}' (run, demo, routes, switch, rollback)"),
+                _ => Fail($"unknown command '{command}' (run, demo, routes, switch, rollback, close, fleet)"),
             };
         }
         catch (ConfigException e)
@@ -97,7 +97,9 @@ public static class Program
               switchback demo                        proxy in front of two embedded mock clusters
               switchback routes [--admin URL] [--token T]
               switchback switch FAMILY [--write C] [--read C] [--reason TEXT] [--force] [--admin URL] [--token T]
-              switchback rollback FAMILY [--reason TEXT] [--admin URL] [--token T]
+              switchback rollback FAMILY [--reason TEXT] [--force] [--admin URL] [--token T]
+              switchback close FAMILY [--reason TEXT] [--admin URL] [--token T]
+              switchback fleet [--admin URL] [--token T]
             """);
         return code;
     }

@@ -8,7 +8,7 @@ namespace Switchback.Proxy.Admin;
 /// <summary>A command-line failure with the one-line reason printed on stderr.</summary>
 public sealed class AdminCliException(string message) : Exception(message);
 
-/// <summary><c>switchback routes | switch | rollback | fleet</c>: thin clients of the admin HTTP API.</summary>
+/// <summary><c>switchback routes | switch | rollback | close | fleet</c>: thin clients of the admin HTTP API.</summary>
 public static class AdminCli
 {
     public static async Task<int> RunAsync(string command, string[] args, CancellationToken cancellationToken)
@@ -69,10 +69,15 @@ public static class AdminCli
                     response = await http.PostAsJsonAsync($"v1/families/{Uri.EscapeDataString(family!)}/switch",
                         new { write, read, reason, force, timeoutMs }, cancellationToken);
                     break;
+                case "close":
+                    RequireFamily(family, command);
+                    response = await http.PostAsJsonAsync($"v1/families/{Uri.EscapeDataString(family!)}/close",
+                        new { reason, timeoutMs }, cancellationToken);
+                    break;
                 default:
                     RequireFamily(family, command);
                     response = await http.PostAsJsonAsync($"v1/families/{Uri.EscapeDataString(family!)}/rollback",
-                        new { reason }, cancellationToken);
+                        new { reason, force, timeoutMs }, cancellationToken);
                     break;
             }
         }

@@ -14,7 +14,7 @@ using Switchback.Proxy.VirtualCluster;
 
 namespace Switchback.Proxy.Admin;
 
-/// <summary>The admin HTTP API (see CONTRACT.md): families, switch, rollback, metrics, health and readiness.</summary>
+/// <summary>The admin HTTP API (see CONTRACT.md): families, switch, rollback, rollback windows, metrics, health and readiness.</summary>
 public static class AdminEndpoints
 {
     private static readonly TimeSpan DefaultSwitchTimeout = TimeSpan.FromSeconds(30);
@@ -41,6 +41,9 @@ public static class AdminEndpoints
             state.Routes.Current.Find(name) is { } family ? Results.Json(Describe(state, family)) : UnknownFamily(name));
         v1.MapPost("/families/{name}/switch", SwitchAsync);
         v1.MapPost("/families/{name}/rollback", RollbackAsync);
+        v1.MapGet("/families/{name}/window", (string name, ProxyState state) =>
+            state.Routes.Current.Find(name) is { } family ? Results.Json(WindowView.Describe(family, figures: null)) : UnknownFamily(name));
+        v1.MapPost("/families/{name}/close", CloseAsync);
         v1.MapGet("/fleet", (ProxyState state, IServiceProvider services) => Results.Json(DescribeFleet(state, services.GetService<FleetCoordinator>())));
     }
 
@@ -117,6 +120,26 @@ public static class AdminEndpoints
         {
             return UnknownFamily(name);
         }
+        var (body, error) = await ReadBodyAsync(http, ["reason", "force", "timeoutMs"]).ConfigureAwait(false);
+        if (error is not null)
+        {
+            return BadRequest(error);
+        }
+        if (!TryString(body, "reason", out var reason, out error) || !TryBool(body, "force", out var force, out error)
+            || !TryTimeout(body, out var timeout, out error))
+        {
+            return BadRequest(error!);
+        }
+        var outcome = await coordinator.RollbackAsync(name, reason, Caller(http), timeout, force).ConfigureAwait(false);
+        return Results.Json(outcome.Body, statusCode: outcome.Status);
+    }
+
+    private static async Task<IResult> CloseAsync(string name, HttpContext http, ProxyState state, SwitchCoordinator coordinator)
+    {
+        if (state.Routes.Current.Find(name) is null)
+        {
+            return UnknownFamily(name);
+        }
         var (body, error) = await ReadBodyAsync(http, ["reason", "timeoutMs"]).ConfigureAwait(false);
         if (error is not null)
         {
@@ -126,7 +149,7 @@ public static class AdminEndpoints
         {
             return BadRequest(error!);
         }
-        var outcome = await coordinator.RollbackAsync(name, reason, Caller(http), timeout).ConfigureAwait(false);
+        var outcome = await coordinator.CloseAsync(name, reason, Caller(http), timeout).ConfigureAwait(false);
         return Results.Json(outcome.Body, statusCode: outcome.Status);
     }
 
@@ -251,7 +274,9 @@ public static class AdminEndpoints
             read = family.Route.Read,
             epoch = family.Epoch,
             state = traffic.Writes.IsHeld || traffic.Commits.IsHeld ? "switching" : "active",
-            previous = family.Previous is null ? null : new { write = family.Previous.Write, read = family.Previous.Read },
+            // Deprecated (use window.from): where a rollback returns to, as before rollback windows.
+            previous = WindowView.Route(family.Window?.Origin),
+            window = WindowView.Summary(family),
             topics = config.Topics.Select(t => t.Text),
             groups = config.Groups.Select(g => g.Text),
             transactionalIds = config.TransactionalIds.Select(t => t.Text),

@@ -44,18 +44,27 @@ public sealed record RefuseRecord(string SwitchId, string Instance, string Why) 
     public override string Key => $"switch/{SwitchId}/refuse/{Instance}";
 }
 
-/// <summary>The family's new route: every instance persists and swaps it in, then releases what it held.</summary>
+/// <summary>
+/// The family's new route and rollback window: every instance persists and swaps it in, then releases what it held. A
+/// window's close is a commit of the same route and epoch with the window closed (no prepare: nothing is held).
+/// </summary>
 public sealed record CommitRecord(string SwitchId, string Family, string Write, string Read, long Epoch, long WriteEpoch,
-    string? PreviousWrite, string? PreviousRead, DateTimeOffset UpdatedAt) : ControlRecord
+    string? PreviousWrite, string? PreviousRead, DateTimeOffset UpdatedAt, RollbackWindow? Window = null) : ControlRecord
 {
     // Keyed by family, so a compacted topic keeps each family's latest route.
     public override string Key => $"route/{Family}";
 
+    // A commit written before rollback windows names only the previous route: an open window with that origin.
     public FamilyRoute ToRoute() => new(Family, new ClusterRoute(Write, Read), Epoch, UpdatedAt,
-        PreviousWrite is not null && PreviousRead is not null ? new ClusterRoute(PreviousWrite, PreviousRead) : null, WriteEpoch);
+        Window ?? RollbackWindow.FromPrevious(PreviousWrite, PreviousRead, UpdatedAt, Epoch), WriteEpoch);
 
-    public static CommitRecord From(string switchId, FamilyRoute route) => new(switchId, route.Family, route.Route.Write, route.Route.Read,
-        route.Epoch, route.WriteEpoch, route.Previous?.Write, route.Previous?.Read, route.UpdatedAt);
+    // PreviousWrite/PreviousRead: an open window's origin, where a member of an earlier version rolls back to.
+    public static CommitRecord From(string switchId, FamilyRoute route)
+    {
+        var origin = route.Window is { IsOpen: true } open ? open.Origin : null;
+        return new(switchId, route.Family, route.Route.Write, route.Route.Read, route.Epoch, route.WriteEpoch, origin?.Write, origin?.Read,
+            route.UpdatedAt, route.Window);
+    }
 }
 
 /// <summary>The switch is off: every instance releases the family to its old route.</summary>

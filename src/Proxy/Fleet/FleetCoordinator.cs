@@ -182,7 +182,10 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
                 }
             }
             await WaitForMembersAsync(progress, p => p.Ready, "ready", cancellationToken).ConfigureAwait(false);
-            var next = SwitchCoordinator.NextRoute(current, target);
+            // A close committed since the switch began changes only the window: take the window as it stands now.
+            var latest = _state.Routes.Current.Find(current.Family);
+            var basis = latest is not null && latest.Epoch == current.Epoch && latest.Route == current.Route ? current with { Window = latest.Window } : current;
+            var next = SwitchCoordinator.NextRoute(basis, target, rollback: action == "rollback");
             var committed = await _log.AppendAsync(CommitRecord.From(switchId, next), cancellationToken).ConfigureAwait(false);
             await _log.ReadUpToAsync(committed + 1, cancellationToken).ConfigureAwait(false);
             if (progress.Outcome is not CommitRecord)
@@ -210,6 +213,54 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// Commits <paramref name="closed"/> (the family's route at its current epoch, its window closed) fleet-wide, with no
+    /// prepare and no hold, as no route changes, and waits for every live member to apply it. Members skip it if a
+    /// switch committed a newer epoch first: it answers the family's route here once read back, which the caller
+    /// compares. Throws <see cref="FleetSwitchException"/> when it cannot start, or (with the committed route) when a
+    /// member did not confirm it in time.
+    /// </summary>
+    public async Task<FamilyRoute> CommitWindowAsync(FamilyRoute closed, CancellationToken cancellationToken)
+    {
+        if (IsFenced)
+        {
+            throw new FleetSwitchException($"could not start: this instance ({InstanceId}) is not a current member of the fleet");
+        }
+        var commitId = $"window-{Guid.NewGuid():N}";
+        // Never appended: it only gives the members' applied records something to be counted against.
+        var progress = new SwitchProgress(new PrepareRecord(commitId, closed.Family, "close", closed.Route.Write, closed.Route.Read, false, false,
+            InstanceId, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+        _switches[commitId] = progress;
+        var offset = await _log.AppendAsync(CommitRecord.From(commitId, closed), cancellationToken).ConfigureAwait(false);
+        // Appended: from here on, whatever happens, the log decides; a wait that ends early says so (committed).
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            await _log.ReadUpToAsync(offset + 1, limit.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new FleetSwitchException("was committed, but this instance did not read it back in time", committed: closed);
+        }
+        var applied = _state.Routes.Current.Find(closed.Family)!;
+        try
+        {
+            await WaitForMembersAsync(progress, p => p.Applied, "applied", CancellationToken.None, TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        }
+        catch (FleetSwitchException e)
+        {
+            throw new FleetSwitchException(e.Message, committed: applied);
+        }
+        return applied;
+    }
+
+    /// <summary>Completes once this instance has read the control log to its end as of the call.</summary>
+    public Task CaughtUpAsync(CancellationToken cancellationToken) => _log.CaughtUpAsync(cancellationToken);
+
+    /// <summary>The id of a switch of <paramref name="family"/> prepared and not yet committed or aborted, as far as this instance has read.</summary>
+    public string? SwitchInProgress(string family) =>
+        _switches.Values.FirstOrDefault(p => p.Outcome is null && p.Prepare.Family == family && p.Prepare.Action != "close")?.Prepare.SwitchId;
 
     /// <summary>Waits until every live member has a record of <paramref name="kind"/> for the switch (members that left the view need none).</summary>
     private async Task WaitForMembersAsync(SwitchProgress progress, Func<SwitchProgress, ConcurrentDictionary<string, byte>> answered, string kind,
@@ -335,7 +386,8 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
         {
             return; // a family this instance is not configured with
         }
-        if (route.Epoch >= known.Epoch && (route.Route != known.Route || route.Epoch != known.Epoch))
+        // Same route and epoch with another window: a window's close.
+        if (route.Epoch >= known.Epoch && (route.Route != known.Route || route.Epoch != known.Epoch || route.Window != known.Window))
         {
             var table = _state.Routes.Current.With(route);
             _store.Save(table);

@@ -3,13 +3,16 @@ using Switchback.Proxy.Configuration;
 
 namespace Switchback.Proxy.Routing;
 
-/// <summary>One family's route at one point in time. <see cref="Epoch"/> increases with every switch.</summary>
+/// <summary>
+/// One family's route at one point in time. <see cref="Epoch"/> increases with every switch and rollback (not with a
+/// window's close); <see cref="Window"/> is the family's rollback window, null while none has opened.
+/// </summary>
 public sealed record FamilyRoute(
     string Family,
     ClusterRoute Route,
     long Epoch,
     DateTimeOffset UpdatedAt,
-    ClusterRoute? Previous,
+    RollbackWindow? Window,
     long WriteEpoch = 0)
 {
     // WriteEpoch: the epoch at which the write cluster last changed; producer-id mappings are scoped by it.

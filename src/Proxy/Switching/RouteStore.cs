@@ -8,7 +8,8 @@ namespace Switchback.Proxy.Switching;
 /// <summary>
 /// Durable routes in <c>StateDirectory/routes.json</c>. A new table is written to a temporary file, flushed to disk,
 /// and renamed over the old one (then the directory is flushed), so a crash leaves either the old or the new
-/// table, never a torn one. Persisted routes win over the configuration file's initial routes on restart.
+/// table, never a torn one. Persisted routes win over the configuration file's initial routes on restart. Each
+/// family's rollback window is kept with its route.
 /// </summary>
 public sealed class RouteStore
 {
@@ -27,8 +28,13 @@ public sealed class RouteStore
 
     public void Save(RouteTable table)
     {
-        var document = new RoutesDocument(1, [.. table.Families.Select(f => new PersistedRoute(
-            f.Family, f.Route.Write, f.Route.Read, f.Epoch, f.UpdatedAt, f.Previous?.Write, f.Previous?.Read, f.WriteEpoch))]);
+        // PreviousWrite/PreviousRead: an open window's origin, which is where an earlier version (reading this file after a
+        // downgrade) rolls back to.
+        var document = new RoutesDocument(2, [.. table.Families.Select(f =>
+        {
+            var origin = f.Window is { IsOpen: true } open ? open.Origin : null;
+            return new PersistedRoute(f.Family, f.Route.Write, f.Route.Read, f.Epoch, f.UpdatedAt, origin?.Write, origin?.Read, f.WriteEpoch, f.Window);
+        })]);
         var bytes = JsonSerializer.SerializeToUtf8Bytes(document, StateJson.Options);
         lock (_writeLock)
         {
@@ -68,11 +74,13 @@ public sealed class RouteStore
             {
                 continue;
             }
-            var previous = route.PreviousWrite is not null && route.PreviousRead is not null
-                && clusters.Contains(route.PreviousWrite) && clusters.Contains(route.PreviousRead)
-                ? new ClusterRoute(route.PreviousWrite, route.PreviousRead)
-                : null;
-            table = table.With(new FamilyRoute(route.Family, new ClusterRoute(route.Write, route.Read), route.Epoch, route.UpdatedAt, previous, route.WriteEpoch));
+            // A file written before rollback windows keeps only the previous route: an open window with that origin.
+            var window = route.Window ?? RollbackWindow.FromPrevious(route.PreviousWrite, route.PreviousRead, route.UpdatedAt, route.Epoch);
+            if (window is not null && (!clusters.Contains(window.Origin.Write) || !clusters.Contains(window.Origin.Read)))
+            {
+                window = null;
+            }
+            table = table.With(new FamilyRoute(route.Family, new ClusterRoute(route.Write, route.Read), route.Epoch, route.UpdatedAt, window, route.WriteEpoch));
         }
         return table;
     }
@@ -97,7 +105,9 @@ public sealed class RouteStore
 
     private sealed record RoutesDocument(int Version, List<PersistedRoute> Families);
 
-    private sealed record PersistedRoute(string Family, string Write, string Read, long Epoch, DateTimeOffset UpdatedAt, string? PreviousWrite, string? PreviousRead, long WriteEpoch);
+    // Version 1 (before rollback windows) has no Window.
+    private sealed record PersistedRoute(string Family, string Write, string Read, long Epoch, DateTimeOffset UpdatedAt, string? PreviousWrite, string? PreviousRead,
+        long WriteEpoch, RollbackWindow? Window = null);
 }
 
 internal static class StateJson

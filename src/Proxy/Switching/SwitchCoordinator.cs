@@ -73,8 +73,12 @@ public sealed partial class SwitchCoordinator : IDisposable
 
     public Task<SwitchOutcome> SwitchAsync(SwitchRequest request) => RunAsync(request, rollback: false);
 
-    public Task<SwitchOutcome> RollbackAsync(string family, string? reason, string caller, TimeSpan timeout) =>
-        RunAsync(new SwitchRequest(family, null, null, reason, Force: true, timeout, caller), rollback: true);
+    /// <summary>
+    /// Returns the family to its rollback window's origin (see <see cref="RollbackWindow"/>); readiness gates are not
+    /// checked. <paramref name="force"/> is needed only when the window was closed.
+    /// </summary>
+    public Task<SwitchOutcome> RollbackAsync(string family, string? reason, string caller, TimeSpan timeout, bool force = false) =>
+        RunAsync(new SwitchRequest(family, null, null, reason, force, timeout, caller), rollback: true);
 
     private async Task<SwitchOutcome> RunAsync(SwitchRequest request, bool rollback)
     {
@@ -101,12 +105,33 @@ public sealed partial class SwitchCoordinator : IDisposable
             ClusterRoute target;
             if (rollback)
             {
-                if (current.Previous is null)
+                switch (current.Window)
                 {
-                    await AuditAsync(action, current, current.Route, request, "refused", 0, "nothing to roll back").ConfigureAwait(false);
-                    return new SwitchOutcome(409, new { error = $"Family '{request.Family}' has no earlier route to roll back to." });
+                    case null:
+                        await AuditAsync(action, current, current.Route, request, "refused", 0, "nothing to roll back: no rollback window").ConfigureAwait(false);
+                        return new SwitchOutcome(409, new
+                        {
+                            error = $"Family '{request.Family}' has nothing to roll back: no switch has opened a rollback window.",
+                            family = request.Family,
+                            window = WindowView.Summary(current),
+                        });
+                    case { IsOpen: false } closed when !request.Force:
+                        var why = $"its rollback window was closed at {closed.ClosedAt:O}{(closed.CloseReason is { } r ? $" ({r})" : "")}";
+                        await AuditAsync(action, current, closed.Origin, request, "refused", 0, why).ConfigureAwait(false);
+                        return new SwitchOutcome(409, new
+                        {
+                            error = $"Family '{request.Family}': {why}; returning to its origin ({closed.Origin}) is now a new migration: give force to do it anyway.",
+                            family = request.Family,
+                            window = WindowView.Summary(current),
+                        });
                 }
-                target = current.Previous;
+                target = current.Window.Origin;
+                if (target == current.Route)
+                {
+                    // Idempotent: a rollback repeated (its answer lost, or run twice) changes nothing.
+                    await AuditAsync(action, current, target, request, "unchanged", 0, "already at the rollback window's origin").ConfigureAwait(false);
+                    return new SwitchOutcome(200, Describe(current, changed: false, pauseMs: 0, gates: [], extra: RollbackDetails([], leftBehind: null)));
+                }
             }
             else
             {
@@ -114,13 +139,13 @@ public sealed partial class SwitchCoordinator : IDisposable
             }
             if (target == current.Route)
             {
-                return new SwitchOutcome(200, Describe(current, pauseMs: 0, gates: [], extra: new { unchanged = true }));
+                return new SwitchOutcome(200, Describe(current, changed: false, pauseMs: 0, gates: [], extra: new { unchanged = true }));
             }
 
             var traffic = _state.Traffic.For(request.Family);
             var groups = traffic.GroupsOf();
             IReadOnlyList<GateResult> gates = [];
-            if (!request.Force)
+            if (!request.Force && !rollback)
             {
                 gates = await _gates.CheckAsync(request.Family, current.Route, target, groups).ConfigureAwait(false);
                 if (gates.Any(g => !g.Passed))
@@ -177,7 +202,7 @@ public sealed partial class SwitchCoordinator : IDisposable
                     {
                         copied = await CopyGroupOffsetsAsync(request.Family, groups, current.Route.Read, target.Read, progress, deadline.Token).ConfigureAwait(false);
                     }
-                    next = NextRoute(current, target);
+                    next = NextRoute(current, target, rollback);
                     await ApplyAsync(_state, _store, next).ConfigureAwait(false);
                 }
                 if (baseline is not null)
@@ -196,7 +221,8 @@ public sealed partial class SwitchCoordinator : IDisposable
                 _metrics.SwitchCompleted(request.Family, action, pause.Elapsed);
                 await AuditAsync(action, current, target, request, "ok", pause.Elapsed.TotalMilliseconds, null).ConfigureAwait(false);
                 LogSwitched(_logger, action, request.Family, current.Route.ToString(), target.ToString(), pause.Elapsed.TotalMilliseconds);
-                return new SwitchOutcome(200, Describe(next, pause.Elapsed.TotalMilliseconds, gates, new { offsetsCopied = copied, leftBehind }));
+                return new SwitchOutcome(200, Describe(next, changed: true, pause.Elapsed.TotalMilliseconds, gates,
+                    rollback ? RollbackDetails(copied, leftBehind) : new { offsetsCopied = copied, leftBehind }));
             }
             catch (Exception e) when (e is OperationCanceledException or TimeoutException or UpstreamUnavailableException or KafkaException or IOException
                 or FleetSwitchException or GroupOffsetsNotCopiedException)
@@ -240,12 +266,116 @@ public sealed partial class SwitchCoordinator : IDisposable
         }
     }
 
-    /// <summary>The route a switch to <paramref name="target"/> installs: the next epoch, the write epoch moved when writes move.</summary>
-    internal static FamilyRoute NextRoute(FamilyRoute current, ClusterRoute target)
+    /// <summary>
+    /// The route a switch (or rollback) to <paramref name="target"/> installs: the next epoch, the write epoch moved when
+    /// writes move. A switch opens a rollback window when none is open, with the routes it replaces as the origin; a
+    /// rollback leaves the window as it is (open: the family may move forward again within it).
+    /// </summary>
+    internal static FamilyRoute NextRoute(FamilyRoute current, ClusterRoute target, bool rollback)
     {
         var epoch = current.Epoch + 1;
-        return new FamilyRoute(current.Family, target, epoch, DateTimeOffset.UtcNow, current.Route,
-            target.Write != current.Route.Write ? epoch : current.WriteEpoch);
+        var now = DateTimeOffset.UtcNow;
+        var window = rollback || current.Window is { IsOpen: true } ? current.Window : new RollbackWindow(current.Route, now, epoch);
+        return new FamilyRoute(current.Family, target, epoch, now, window, target.Write != current.Route.Write ? epoch : current.WriteEpoch);
+    }
+
+    /// <summary>
+    /// Closes the family's open rollback window: the new routes have earned trust, and a rollback is from now on a new
+    /// migration (it needs force). No route changes, so nothing is held. 409 when no window is open; in a fleet the close
+    /// is committed through the control log, so every member persists it.
+    /// </summary>
+    public async Task<SwitchOutcome> CloseAsync(string family, string? reason, string caller, TimeSpan timeout)
+    {
+        const string action = "close";
+        if (_state.Routes.Current.Find(family) is null)
+        {
+            return new SwitchOutcome(404, new { error = $"Unknown family '{family}'." });
+        }
+        var request = new SwitchRequest(family, null, null, reason, Force: false, timeout, caller);
+        if (!await _oneAtATime.WaitAsync(timeout).ConfigureAwait(false))
+        {
+            return new SwitchOutcome(503, new { error = "A switch is in progress and did not finish in time; nothing changed." });
+        }
+        try
+        {
+            using var deadline = new CancellationTokenSource(timeout);
+            if (_fleet is { } fleet)
+            {
+                try
+                {
+                    // Decide on the fleet's latest route, not on what this instance had read when called.
+                    await fleet.CaughtUpAsync(deadline.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is OperationCanceledException or KafkaException)
+                {
+                    return new SwitchOutcome(503, new { error = $"The close of '{family}' could not read the control log ({e.Message.TrimEnd('.')}); nothing changed.", family });
+                }
+                if (fleet.SwitchInProgress(family) is { } switchId)
+                {
+                    var current = _state.Routes.Current.Find(family)!;
+                    await AuditAsync(action, current, current.Route, request, "refused", 0, $"switch {switchId} in progress").ConfigureAwait(false);
+                    return new SwitchOutcome(409, new { error = $"A switch or rollback of '{family}' is in progress ({switchId}); close the window once it has ended.", family });
+                }
+            }
+            var route = _state.Routes.Current.Find(family)!;
+            if (route.Window is not { IsOpen: true } window)
+            {
+                var why = route.Window is { } shut
+                    ? $"its rollback window was already closed at {shut.ClosedAt:O}{(shut.CloseReason is { } r ? $" ({r})" : "")}"
+                    : "no switch has opened a rollback window";
+                await AuditAsync(action, route, route.Route, request, "refused", 0, $"no open window: {why}").ConfigureAwait(false);
+                return new SwitchOutcome(409, new { error = $"Family '{family}' has no open rollback window: {why}.", family, window = WindowView.Summary(route) });
+            }
+            var closed = route with { Window = window.Close(DateTimeOffset.UtcNow, reason) };
+            if (_fleet is { } members)
+            {
+                try
+                {
+                    var applied = await members.CommitWindowAsync(closed, deadline.Token).ConfigureAwait(false);
+                    if (applied.Epoch != closed.Epoch || applied.Window != closed.Window)
+                    {
+                        // A switch committed first: the close was skipped by every member.
+                        await AuditAsync(action, route, route.Route, request, "refused", 0, $"a switch committed epoch {applied.Epoch} first").ConfigureAwait(false);
+                        return new SwitchOutcome(409, new
+                        {
+                            error = $"A switch of '{family}' committed epoch {applied.Epoch} while the window was being closed; nothing was closed. Look at the window and close it again if you still mean to.",
+                            family,
+                            window = WindowView.Summary(applied),
+                        });
+                    }
+                }
+                catch (FleetSwitchException e) when (e.Committed is not null)
+                {
+                    await AuditAsync(action, route, route.Route, request, "unconfirmed", 0, e.Message).ConfigureAwait(false);
+                    return new SwitchOutcome(503, new { error = $"The close of '{family}' {e.Message}.", family, committed = true });
+                }
+                catch (Exception e) when (e is FleetSwitchException or OperationCanceledException or KafkaException)
+                {
+                    await AuditAsync(action, route, route.Route, request, "failed", 0, e.Message).ConfigureAwait(false);
+                    return new SwitchOutcome(503, new { error = $"The close of '{family}' did not complete: {e.Message.TrimEnd('.')}; nothing changed.", family });
+                }
+            }
+            else
+            {
+                try
+                {
+                    await ApplyAsync(_state, _store, closed).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    await AuditAsync(action, route, route.Route, request, "failed", 0, e.Message).ConfigureAwait(false);
+                    return new SwitchOutcome(503, new { error = $"The close of '{family}' could not be persisted ({e.Message.TrimEnd('.')}); nothing changed.", family });
+                }
+            }
+            // From and to are the routes, which a close does not change; the detail names the window it closed.
+            await AuditAsync(action, route, route.Route, request, "ok", 0, $"window opened at epoch {window.OpenedEpoch} from {window.Origin}").ConfigureAwait(false);
+            LogWindowClosed(_logger, family, window.Origin.ToString(), route.Route.ToString(), reason ?? "");
+            return new SwitchOutcome(200, WindowView.Describe(_state.Routes.Current.Find(family)!, figures: null));
+        }
+        finally
+        {
+            _oneAtATime.Release();
+        }
     }
 
     /// <summary>Persists the table with <paramref name="next"/> (durable before anyone sees it), then swaps it in.</summary>
@@ -419,16 +549,31 @@ public sealed partial class SwitchCoordinator : IDisposable
         }
     }
 
-    private static object Describe(FamilyRoute route, double pauseMs, IReadOnlyList<GateResult> gates, object extra) => new
+    private static object Describe(FamilyRoute route, bool changed, double pauseMs, IReadOnlyList<GateResult> gates, object extra) => new
     {
         family = route.Family,
         epoch = route.Epoch,
         write = route.Route.Write,
         read = route.Route.Read,
-        previous = route.Previous is null ? null : new { write = route.Previous.Write, read = route.Previous.Read },
+        changed,
+        // Deprecated (use window.from): where a rollback returns to, as before rollback windows.
+        previous = WindowView.Route(route.Window?.Origin),
+        window = WindowView.Summary(route),
         pauseMs = Math.Round(pauseMs, 3),
         gates,
         details = extra,
+    };
+
+    /// <summary>
+    /// A rollback's details. The window's mirror and stray-write watch are not built yet: the records left on the
+    /// abandoned write cluster are counted (<c>leftBehind</c>), nothing was copied back, and stray writes are unknown.
+    /// </summary>
+    private static object RollbackDetails(List<object> copied, object? leftBehind) => new
+    {
+        offsetsCopied = copied,
+        leftBehind,
+        mirror = WindowView.MirrorNotRunning,
+        strayWrites = (long?)null,
     };
 
     public void Dispose()
@@ -451,4 +596,7 @@ public sealed partial class SwitchCoordinator : IDisposable
 
     [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Members of group {Group} on cluster {Cluster} could not be removed (they stay until their sessions time out): {Reason}")]
     private static partial void LogMembersNotRemoved(ILogger logger, string group, string cluster, string reason);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "Rollback window of family {Family} closed (origin {Origin}, routes {Routes}): {Reason}")]
+    private static partial void LogWindowClosed(ILogger logger, string family, string origin, string routes, string reason);
 }

@@ -21,7 +21,8 @@ public sealed class ProducerIdCompactionTests
     }).Build()));
 
     /// <summary>Orders' writes on target since write epoch 3 (a switch, a rollback, a switch again).</summary>
-    private static readonly RouteTable OnTarget = Initial.With(new FamilyRoute("orders", new ClusterRoute("target", "source"), 3, DateTimeOffset.UtcNow, new ClusterRoute("source", "source"), 3));
+    private static readonly RouteTable OnTarget = Initial.With(new FamilyRoute("orders", new ClusterRoute("target", "source"), 3, DateTimeOffset.UtcNow,
+        new RollbackWindow(new ClusterRoute("source", "source"), DateTimeOffset.UtcNow, 1), 3));
 
     private static ProducerSegmentEntry Segment(long clientId, int partition, string cluster = "target", long writeEpoch = 3, int baseSequence = 0, string topic = "orders.events") =>
         new(clientId, 0, topic, partition, "orders", cluster, writeEpoch, 5000 + clientId, 0, baseSequence);

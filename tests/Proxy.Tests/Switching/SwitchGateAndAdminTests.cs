@@ -75,7 +75,8 @@ public sealed class SwitchGateAndAdminTests
         var store = new RouteStore(rig.StateDirectory);
         var initial = RouteTable.FromConfig(config);
         var before = initial.Find(SwitchingRig.Family)!;
-        store.Save(initial.With(new FamilyRoute(SwitchingRig.Family, new ClusterRoute("target", "source"), before.Epoch + 1, DateTimeOffset.UtcNow, before.Route, before.Epoch + 1)));
+        store.Save(initial.With(new FamilyRoute(SwitchingRig.Family, new ClusterRoute("target", "source"), before.Epoch + 1, DateTimeOffset.UtcNow,
+            new RollbackWindow(before.Route, DateTimeOffset.UtcNow, before.Epoch + 1), before.Epoch + 1)));
         await File.WriteAllTextAsync(store.FilePath + ".tmp", "{\"version\":1,\"families\":[{\"family\":\"orders\",\"wri\u0000garbage");
 
         await rig.RestartAsync();
@@ -124,7 +125,7 @@ public sealed class SwitchGateAndAdminTests
         await ExpectAsync(rig.PostAsync("v1/families/orders/switch", """{"write":"target","timeoutMs":-5}"""), HttpStatusCode.BadRequest, "'timeoutMs' must be");
         await ExpectAsync(rig.PostAsync("v1/families/orders/switch", """{"reason":"nothing to do"}"""), HttpStatusCode.BadRequest, "Give 'write' and/or 'read'");
         await ExpectAsync(rig.PostAsync("v1/families/orders/switch", ""), HttpStatusCode.BadRequest, "Give 'write' and/or 'read'");
-        await ExpectAsync(rig.PostAsync("v1/families/orders/rollback", """{"reason":"nothing yet"}"""), HttpStatusCode.Conflict, "no earlier route to roll back to");
+        await ExpectAsync(rig.PostAsync("v1/families/orders/rollback", """{"reason":"nothing yet"}"""), HttpStatusCode.Conflict, "nothing to roll back");
         await ExpectAsync(rig.SendAsync(HttpMethod.Post, "v1/families/orders/switch", """{"write":"target","force":true}""", null), HttpStatusCode.Unauthorized, "Missing bearer token");
         await ExpectAsync(rig.SendAsync(HttpMethod.Post, "v1/families/orders/switch", """{"write":"target","force":true}""", "wrong"), HttpStatusCode.Unauthorized, "Invalid bearer token");
         await ExpectAsync(rig.SendAsync(HttpMethod.Get, "v1/families", null, null), HttpStatusCode.Unauthorized, "Missing bearer token");
@@ -156,25 +157,7 @@ public sealed class SwitchGateAndAdminTests
         Assert.Contains(message, answer.Body.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
 
-    private static readonly SemaphoreSlim ConsoleLock = new(1, 1);
-
-    private static async Task<(int Code, string Stderr)> RunCliAsync(string[] args)
-    {
-        await ConsoleLock.WaitAsync();
-        var original = Console.Error;
-        using var captured = new StringWriter();
-        try
-        {
-            Console.SetError(captured);
-            var code = await Program.Main(args);
-            return (code, captured.ToString());
-        }
-        finally
-        {
-            Console.SetError(original);
-            ConsoleLock.Release();
-        }
-    }
+    private static Task<(int Code, string Stderr)> RunCliAsync(string[] args) => AdminCliRunner.RunAsync(args);
 
     private static async Task ProduceThroughProxyAsync(SwitchingRig rig, int count)
     {

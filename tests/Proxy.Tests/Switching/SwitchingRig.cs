@@ -158,6 +158,10 @@ public sealed class SwitchingRig : IAsyncDisposable
 
     public Task<AdminAnswer> RollbackAsync(object? body = null) => PostAsync($"v1/families/{Family}/rollback", body is null ? "" : JsonSerializer.Serialize(body));
 
+    public Task<AdminAnswer> CloseAsync(object body) => PostAsync($"v1/families/{Family}/close", JsonSerializer.Serialize(body));
+
+    public Task<AdminAnswer> WindowAsync() => SendAsync(HttpMethod.Get, $"v1/families/{Family}/window", null, _token);
+
     public Task<AdminAnswer> FamilyAsync(string name = Family) => SendAsync(HttpMethod.Get, $"v1/families/{name}", null, _token);
 
     public Task<AdminAnswer> PostAsync(string path, string body, string? token = null) => SendAsync(HttpMethod.Post, path, body, token ?? _token);
