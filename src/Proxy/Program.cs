@@ -27,7 +27,7 @@ public static class Program
             {
                 "run" => await RunAsync(rest, stop.Token),
                 "demo" => await DemoRunner.RunAsync(rest, stop.Token),
-                "routes" or "switch" or "rollback" or "close" or "fleet" => await AdminCli.RunAsync(command, rest, stop.Token),
+                "routes" or "switch" or "rollback" or "close" or "fleet" or "clients" => await AdminCli.RunAsync(command, rest, stop.Token),
                 "help" or "--help" or "-h" => Usage(0),
                 _ => Fail($"unknown command '{command}' (run, demo, routes, switch, rollback, close, fleet)"),
             };

@@ -8,7 +8,7 @@ namespace Switchback.Proxy.Admin;
 /// <summary>A command-line failure with the one-line reason printed on stderr.</summary>
 public sealed class AdminCliException(string message) : Exception(message);
 
-/// <summary><c>switchback routes | switch | rollback | close | fleet</c>: thin clients of the admin HTTP API.</summary>
+/// <summary><c>switchback routes | switch | rollback | close | fleet | clients</c>: thin clients of the admin HTTP API.</summary>
 public static class AdminCli
 {
     public static async Task<int> RunAsync(string command, string[] args, CancellationToken cancellationToken)
@@ -60,6 +60,9 @@ public static class AdminCli
                 case "fleet":
                     response = await http.GetAsync("v1/fleet", cancellationToken);
                     break;
+                case "clients":
+                    response = await http.GetAsync("v1/clients", cancellationToken);
+                    break;
                 case "switch":
                     RequireFamily(family, command);
                     if (write is null && read is null)
@@ -97,6 +100,10 @@ public static class AdminCli
         else if (command == "fleet")
         {
             PrintFleet(body);
+        }
+        else if (command == "clients")
+        {
+            PrintClients(body);
         }
         else
         {
@@ -147,5 +154,24 @@ public static class AdminCli
         {
             Console.WriteLine($"{family!["name"],-20} {family["write"],-12} {family["read"],-12} {family["epoch"],6}  {family["state"]}");
         }
+    }
+
+    /// <summary>One line per connection: who, with what software, and where it produced (P), fetched (F) and committed (C).</summary>
+    private static void PrintClients(string body)
+    {
+        Console.WriteLine($"{"CLIENT ID",-24} {"SOFTWARE",-22} {"ADDRESS",-22} {"CONNECTED",-20} {"CLOSED",-20} ROUTES");
+        foreach (var client in JsonNode.Parse(body)!.AsArray())
+        {
+            var software = $"{client!["softwareName"]} {client["softwareVersion"]}".Trim();
+            var routes = client["families"]!.AsArray().Select(f =>
+            {
+                static string Uses(JsonNode? clusters, string use) =>
+                    string.Concat(clusters!.AsArray().Select(c => $" {use}:{c}"));
+                return $"{f!["family"]}[{(Uses(f["producedTo"], "P") + Uses(f["fetchedFrom"], "F") + Uses(f["committedTo"], "C")).Trim()}]";
+            });
+            Console.WriteLine($"{client["clientId"],-24} {(software.Length == 0 ? "-" : software),-22} {client["address"],-22} {Time(client["connectedAt"]),-20} {Time(client["closedAt"]),-20} {string.Join(" ", routes)}");
+        }
+
+        static string Time(JsonNode? node) => node is null ? "-" : DateTimeOffset.Parse(node.ToString(), System.Globalization.CultureInfo.InvariantCulture).ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture);
     }
 }

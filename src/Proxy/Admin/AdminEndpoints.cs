@@ -45,6 +45,36 @@ public static class AdminEndpoints
             state.Routes.Current.Find(name) is { } family ? Results.Json(WindowView.Describe(family, figures: null)) : UnknownFamily(name));
         v1.MapPost("/families/{name}/close", CloseAsync);
         v1.MapGet("/fleet", (ProxyState state, IServiceProvider services) => Results.Json(DescribeFleet(state, services.GetService<FleetCoordinator>())));
+        v1.MapGet("/clients", (ProxyState state, IServiceProvider services) => Results.Json(DescribeClients(state, services.GetService<FleetCoordinator>())));
+    }
+
+    /// <summary>The client inventory of this instance: open connections, then recently closed ones.</summary>
+    private static object DescribeClients(ProxyState state, FleetCoordinator? fleet)
+    {
+        var instance = fleet?.InstanceId ?? $"{Environment.MachineName}:{state.Config.ListenerEndPoint.Port}";
+        return state.Sessions.Inventory().Select(c => new
+        {
+            connection = c.ConnectionId,
+            principal = c.Principal,
+            clientId = c.ClientId,
+            softwareName = c.SoftwareName,
+            softwareVersion = c.SoftwareVersion,
+            address = c.Address,
+            instance,
+            families = c.Uses.GroupBy(u => u.Family, StringComparer.Ordinal).Select(f => new
+            {
+                family = f.Key,
+                producedTo = Clusters(f, ClientUse.Produce),
+                fetchedFrom = Clusters(f, ClientUse.Fetch),
+                committedTo = Clusters(f, ClientUse.Commit),
+            }),
+            connectedAt = c.ConnectedAt,
+            lastActiveAt = c.LastActiveAt,
+            closedAt = c.ClosedAt,
+        });
+
+        static string[] Clusters(IEnumerable<ClientRouteUse> uses, ClientUse use) =>
+            [.. uses.Where(u => u.Use == use).Select(u => u.Cluster).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
     }
 
     /// <summary>The fleet's members as this instance sees them (the group's view and each member's last status record); itself alone without fleet mode.</summary>
@@ -153,21 +183,43 @@ public static class AdminEndpoints
         return Results.Json(outcome.Body, statusCode: outcome.Status);
     }
 
+    /// <summary>
+    /// With <c>Admin.Token</c> set, every call needs a bearer token: <c>Admin.Token</c> may do anything,
+    /// <c>Admin.ReadToken</c> only read (GET); a read-only token on anything else is 403.
+    /// </summary>
     private static async ValueTask<object?> RequireToken(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
-        var token = context.HttpContext.RequestServices.GetRequiredService<ProxyState>().Config.AdminToken;
-        if (token is not null)
+        var config = context.HttpContext.RequestServices.GetRequiredService<ProxyState>().Config;
+        if (config.AdminToken is { } token)
         {
-            var header = context.HttpContext.Request.Headers.Authorization.ToString();
+            var http = context.HttpContext;
+            var header = http.Request.Headers.Authorization.ToString();
             var presented = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..].Trim() : null;
-            if (presented is null || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(presented), Encoding.UTF8.GetBytes(token)))
+            var role = presented is null ? null
+                : Matches(presented, token) ? AdminRole
+                : config.AdminReadToken is { } readToken && Matches(presented, readToken) ? ReadRole
+                : null;
+            if (role is null)
             {
                 return Results.Json(new { error = presented is null ? "Missing bearer token." : "Invalid bearer token." },
                     statusCode: StatusCodes.Status401Unauthorized);
             }
+            if (role == ReadRole && !HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method))
+            {
+                return Results.Json(new { error = "The read-only token (Admin.ReadToken) may not switch, roll back or close; use Admin.Token." },
+                    statusCode: StatusCodes.Status403Forbidden);
+            }
+            http.Items[RoleItem] = role;
         }
         return await next(context).ConfigureAwait(false);
     }
+
+    private const string RoleItem = "switchback.admin-role";
+    private const string AdminRole = "admin token";
+    private const string ReadRole = "read-only token";
+
+    private static bool Matches(string presented, string token) =>
+        CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(presented), Encoding.UTF8.GetBytes(token));
 
     private static async Task<(JsonElement? Body, string? Error)> ReadBodyAsync(HttpContext http, string[] allowed)
     {
@@ -255,7 +307,9 @@ public static class AdminEndpoints
     private static string Caller(HttpContext http)
     {
         var agent = http.Request.Headers.UserAgent.ToString();
-        return $"{http.Connection.RemoteIpAddress}{(agent.Length > 0 ? $" ({agent})" : "")}";
+        // Which token acted, when tokens are configured: the audit's record of decision authority.
+        var role = http.Items.TryGetValue(RoleItem, out var value) && value is string name ? $" with the {name}" : "";
+        return $"{http.Connection.RemoteIpAddress}{(agent.Length > 0 ? $" ({agent})" : "")}{role}";
     }
 
     private static IResult BadRequest(string error) => Results.Json(new { error }, statusCode: StatusCodes.Status400BadRequest);

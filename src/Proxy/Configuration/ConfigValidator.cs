@@ -51,6 +51,21 @@ public static class ConfigValidator
         {
             throw new ConfigException($"{root}:Admin:Token", "must not be empty (omit it to disable authentication).");
         }
+        if (options.Admin.ReadToken is { } readToken)
+        {
+            if (readToken.Length == 0)
+            {
+                throw new ConfigException($"{root}:Admin:ReadToken", "must not be empty (omit it to have no read-only token).");
+            }
+            if (options.Admin.Token is null)
+            {
+                throw new ConfigException($"{root}:Admin:ReadToken", "needs Admin:Token as well: without it anyone could switch, and a read-only token would protect nothing.");
+            }
+            if (readToken == options.Admin.Token)
+            {
+                throw new ConfigException($"{root}:Admin:ReadToken", "must differ from Admin:Token.");
+            }
+        }
         if (string.IsNullOrWhiteSpace(options.StateDirectory))
         {
             throw new ConfigException($"{root}:StateDirectory", "must be a directory path.");
@@ -146,7 +161,8 @@ public static class ConfigValidator
             string.IsNullOrWhiteSpace(options.ClusterId) ? "switchback" : options.ClusterId,
             listenerTls is null && listenerSasl is null ? null : new ListenerSecurity(listenerTls, listenerSasl),
             adminTls,
-            fleet);
+            fleet,
+            options.Admin.ReadToken);
     }
 
     private static FleetConfig ValidateFleet(string key, FleetOptions fleet, HashSet<string> clusters, IPEndPoint listener)

@@ -20,7 +20,8 @@ public sealed record ProxyConfig(
     string ClusterId,
     ListenerSecurity? Security = null,
     ServerTlsConfig? AdminTls = null,
-    FleetConfig? Fleet = null)
+    FleetConfig? Fleet = null,
+    string? AdminReadToken = null)
 {
     /// <summary>TLS and SASL of the client listener; <see cref="ListenerSecurity.None"/> when neither is configured.</summary>
     public ListenerSecurity ListenerSecurity => Security ?? ListenerSecurity.None;

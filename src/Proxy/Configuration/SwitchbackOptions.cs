@@ -65,6 +65,8 @@ public sealed class AdminOptions
 {
     public string Bind { get; set; } = "127.0.0.1:9190";
     public string? Token { get; set; }
+    /// <summary>A bearer token that may only read (GET); <see cref="Token"/> may also switch, roll back and close.</summary>
+    public string? ReadToken { get; set; }
     /// <summary>HTTPS on the admin endpoint; plain HTTP when absent.</summary>
     public TlsListenerOptions? Tls { get; set; }
 }

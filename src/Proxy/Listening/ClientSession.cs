@@ -37,6 +37,7 @@ public sealed partial class ClientSession
         _logger = logger;
         Upstreams = new UpstreamPool(state.Config.Limits.UpstreamConnectTimeout, logger, state.Config.Clusters, connection.ConnectionClosed);
         Principal = connection.Items.TryGetValue(Security.ClientTls.PrincipalItem, out var principal) && principal is string name ? name : AnonymousPrincipal;
+        Activity = new ClientActivity(connection.RemoteEndPoint?.ToString() ?? "?");
         _dispatcher = new RequestDispatcher(state, this);
         _responses = Channel.CreateBounded<PendingClientResponse>(new BoundedChannelOptions(state.Config.Limits.MaxInFlightPerConnection)
         {
@@ -53,6 +54,17 @@ public sealed partial class ClientSession
 
     /// <summary>Who the client is (<c>User:name</c>): set by SASL or a client certificate, anonymous otherwise.</summary>
     public string Principal { get; set; }
+
+    /// <summary>Who is on this connection and where its requests went (the client inventory).</summary>
+    public ClientActivity Activity { get; }
+
+    /// <summary>This connection as the client inventory shows it; <paramref name="closedAt"/> once it has closed.</summary>
+    public ClientSnapshot Snapshot(DateTimeOffset? closedAt = null)
+    {
+        var idleMs = Math.Max(0, Environment.TickCount64 - Volatile.Read(ref _lastActivity));
+        return new ClientSnapshot(Id, Principal, Activity.ClientId, Activity.SoftwareName, Activity.SoftwareVersion, Activity.Address,
+            Activity.ConnectedAt, (closedAt ?? DateTimeOffset.UtcNow) - TimeSpan.FromMilliseconds(closedAt is null ? idleMs : 0), closedAt, Activity.Uses);
+    }
 
     /// <summary>The client-visible broker this connection was opened to, or null for the bootstrap address.</summary>
     public int? VirtualNodeId { get; }

@@ -11,6 +11,7 @@ namespace Switchback.Proxy.Listening;
 public sealed class ClientSessions : IDisposable
 {
     private readonly ConcurrentDictionary<ClientSession, byte> _open = new();
+    private readonly ConcurrentQueue<ClientSnapshot> _closed = new();
     private readonly int _maxConnections;
     private readonly long _idleTimeoutMs;
     private readonly Timer _heartbeat;
@@ -47,7 +48,27 @@ public sealed class ClientSessions : IDisposable
         if (_open.TryRemove(session, out _))
         {
             Interlocked.Decrement(ref _count);
+            _closed.Enqueue(session.Snapshot(DateTimeOffset.UtcNow));
+            while (_closed.Count > MaxClosedKept && _closed.TryDequeue(out _))
+            {
+            }
         }
+    }
+
+    /// <summary>How many closed connections the inventory keeps (the most recent), and for how long.</summary>
+    public const int MaxClosedKept = 1_000;
+
+    public static readonly TimeSpan ClosedKeptFor = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// The client inventory: every open connection, then the most recently closed ones (at most
+    /// <see cref="MaxClosedKept"/>, for <see cref="ClosedKeptFor"/>), so clients that came and went are still seen.
+    /// </summary>
+    public IReadOnlyList<ClientSnapshot> Inventory()
+    {
+        var cutoff = DateTimeOffset.UtcNow - ClosedKeptFor;
+        return [.. _open.Keys.Select(s => s.Snapshot()).OrderBy(s => s.ConnectedAt),
+            .. _closed.Where(s => s.ClosedAt >= cutoff).Reverse()];
     }
 
     private void CloseIdle()

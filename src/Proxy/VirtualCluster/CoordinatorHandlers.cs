@@ -71,6 +71,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 var txnCommit = context.Decode<TxnOffsetCommitRequest>();
                 // The offsets belong to the transaction, so they go to the group's coordinator where its records go.
                 target = (state.Transactions.ClusterOf(txnCommit.TransactionalId) ?? routes.ForGroup(txnCommit.GroupId).Route.Read, GroupKey, txnCommit.GroupId);
+                context.Session.Activity.Used(routes.ForGroup(txnCommit.GroupId).Family, target.Cluster, Listening.ClientUse.Commit);
                 break;
             case ApiKey.InitProducerId:
                 target = Transaction(routes, context.Decode<InitProducerIdRequest>().TransactionalId);
@@ -112,6 +113,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
                     await traffic.Commits.EnterAsync(timeout, context.Session.Closed).ConfigureAwait(false);
                     lane = traffic.Commits;
                     target = Group(state.Routes.Current, routedKey);
+                    context.Session.Activity.Used(routes.ForGroup(routedKey).Family, target.Cluster, Listening.ClientUse.Commit);
                 }
             }
             else if (target.KeyType == TransactionKey)

@@ -83,6 +83,7 @@ public sealed partial class PartitionHandlers
             return RequestDispatcher.Answer(await ProduceDecodedAsync(context, decoded!, [lane]).ConfigureAwait(false)); // it owns the lane now
         }
         state.Metrics.Routed(ApiKey.Produce, route.Family, route.Route.Write, plan.Partitions);
+        context.Session.Activity.Used(route.Family, route.Route.Write, Listening.ClientUse.Produce);
         return await RelayProduceAsync(context, route, plan, mapping, acks, lane).ConfigureAwait(false);
     }
 
@@ -467,7 +468,9 @@ public sealed partial class PartitionHandlers
             {
                 return false;
             }
-            var cluster = context.Routes.ForTopic(name).Route.Read;
+            var route = context.Routes.ForTopic(name);
+            var cluster = route.Route.Read;
+            context.Session.Activity.Used(route.Family, cluster, Listening.ClientUse.Fetch);
             if (view is null)
             {
                 if (FreshView(cluster) is not { } fresh)

@@ -138,6 +138,7 @@ public sealed partial class PartitionHandlers(ProxyState state)
             var family = routes.ForTopic(topic.Name);
             var cluster = family.Route.Write;
             state.Metrics.Routed(ApiKey.Produce, family.Family, cluster, topic.PartitionData.Count);
+            context.Session.Activity.Used(family.Family, cluster, Listening.ClientUse.Produce);
             foreach (var partition in topic.PartitionData)
             {
                 var target = await router.ResolveAsync(cluster, topic.Name, partition.Index).ConfigureAwait(false);
@@ -303,7 +304,9 @@ public sealed partial class PartitionHandlers(ProxyState state)
             {
                 continue; // answered with UNKNOWN_TOPIC_ID below
             }
-            var cluster = context.Routes.ForTopic(name).Route.Read;
+            var route = context.Routes.ForTopic(name);
+            var cluster = route.Route.Read;
+            context.Session.Activity.Used(route.Family, cluster, Listening.ClientUse.Fetch);
             foreach (var partition in topic.Partitions)
             {
                 var target = await router.ResolveAsync(cluster, name, partition.Partition).ConfigureAwait(false);

@@ -70,6 +70,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
             // Answered even for versions the proxy does not know: a broker replies with UNSUPPORTED_VERSION in v0.
             using (frame)
             {
+                session.Activity.NoteApiVersions(frame.Memory, version);
                 return new ValueTask<PooledFrame>(_local.ApiVersions(frame, version, correlationId));
             }
         }
@@ -98,6 +99,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         try
         {
             var bodyOffset = _headers.Read(frame.Span, apiKey, version, out var header);
+            session.Activity.NoteClientId(header.ClientId);
             if (_spareContext is { } spare)
             {
                 _spareContext = null;

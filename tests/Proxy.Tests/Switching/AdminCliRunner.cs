@@ -22,4 +22,26 @@ internal static class AdminCliRunner
             ConsoleLock.Release();
         }
     }
+
+    /// <summary>As <see cref="RunAsync"/>, with what the command printed on stdout too.</summary>
+    public static async Task<(int Code, string Output, string Stderr)> RunWithOutputAsync(string[] args)
+    {
+        await ConsoleLock.WaitAsync();
+        var (originalOut, originalError) = (Console.Out, Console.Error);
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        try
+        {
+            Console.SetOut(output);
+            Console.SetError(error);
+            var code = await Program.Main(args);
+            return (code, output.ToString(), error.ToString());
+        }
+        finally
+        {
+            Console.SetOut(originalOut);
+            Console.SetError(originalError);
+            ConsoleLock.Release();
+        }
+    }
 }

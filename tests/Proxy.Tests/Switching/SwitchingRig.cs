@@ -35,13 +35,15 @@ public sealed class SwitchingRig : IAsyncDisposable
     public const string Topic = "orders.events";
 
     private readonly string? _token;
+    private readonly string? _readToken;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
 
     private readonly int? _port;
 
-    private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts)
+    private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts, string? readToken = null)
     {
         _token = token;
+        _readToken = readToken;
         _port = fixedPorts ? FreePorts.Range(MaxBrokers + 1) : null;
         Partitions = partitions;
         Source = MockKafkaCluster.Start(3);
@@ -89,9 +91,10 @@ public sealed class SwitchingRig : IAsyncDisposable
     /// <paramref name="groupFronts"/> each cluster's brokers are reached through a <see cref="GroupApisFront"/>, which
     /// among other things writes the offsets of committed transactions to their groups (the mock only pretends to).
     /// </summary>
-    public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null, bool fixedPorts = false, bool groupFronts = false)
+    public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null, bool fixedPorts = false, bool groupFronts = false,
+        string? readToken = null)
     {
-        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts);
+        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken);
         try
         {
             await rig.StartHostAsync();
@@ -114,6 +117,7 @@ public sealed class SwitchingRig : IAsyncDisposable
             ["Switchback:Listener:MaxBrokers"] = $"{MaxBrokers}",
             ["Switchback:Admin:Bind"] = "127.0.0.1:0",
             ["Switchback:Admin:Token"] = _token,
+            ["Switchback:Admin:ReadToken"] = _readToken,
             ["Switchback:StateDirectory"] = StateDirectory,
             ["Switchback:Clusters:source:BootstrapServers"] = SourceFront?.BootstrapServers ?? Source.BootstrapServers,
             ["Switchback:Clusters:target:BootstrapServers"] = TargetFront?.BootstrapServers ?? Target.BootstrapServers,
