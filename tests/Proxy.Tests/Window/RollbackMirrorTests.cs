@@ -170,6 +170,43 @@ public sealed class RollbackMirrorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Mirror_WhenTheOldClusterIsDownLongerThanItsDeliveryTimeout_RetriesAndResumes_WithoutCopyingTwice()
+    {
+        await using var rig = MirrorRig.Start(partitions: 3);
+        var start = rig.Ends(rig.NewBootstrap);
+        var options = rig.Options with { DeliveryTimeout = TimeSpan.FromSeconds(2), AdminTimeout = TimeSpan.FromSeconds(2), RetryBackoff = TimeSpan.FromMilliseconds(200) };
+        await using var mirror = await rig.BeginAsync(start, options);
+        var written = Enumerable.Range(0, 900).Select(i => TestRecord.Numbered(i, rig.Partitions)).ToList();
+        await MirrorRig.ProduceAsync(rig.NewBootstrap, written.Take(300));
+        await mirror.WaitCopiedAsync(rig.Ends(rig.NewBootstrap), Within());
+
+        foreach (var broker in rig.Old.BrokerIds)
+        {
+            rig.Old.SetBrokerDown(broker);
+        }
+        await MirrorRig.ProduceAsync(rig.NewBootstrap, written.Skip(300).Take(300));
+        await MirrorRig.UntilAsync(() => mirror.Figures().State == MirrorState.Retrying, "the mirror to give up on its copies and retry");
+        var failed = mirror.Figures();
+        output.WriteLine($"while down: {failed.State} ({failed.Error}), copied {failed.Totals.Copied}, lag {failed.Totals.LagRecords} records / {failed.Totals.MaxLagMs} ms");
+        Assert.NotNull(failed.Error);
+        Assert.True(failed.Totals.LagRecords > 0);
+        foreach (var broker in rig.Old.BrokerIds)
+        {
+            rig.Old.SetBrokerUp(broker);
+        }
+        await MirrorRig.ProduceAsync(rig.NewBootstrap, written.Skip(600));
+        await mirror.WaitCopiedAsync(rig.Ends(rig.NewBootstrap), Within(90));
+
+        var copies = rig.ReadAll(rig.OldBootstrap, start);
+        Assert.Equal(written.OrderBy(r => r.Partition).Select(MirrorRig.Content), copies.Select(r => r.Content));
+        var figures = mirror.Figures();
+        Assert.Equal(MirrorState.Running, figures.State);
+        Assert.Equal(written.Count, figures.Totals.Copied);
+        Assert.Equal(0, figures.Totals.StrayWrites);
+        Assert.Contains(rig.Logs.Entries, e => e.EventId == 4404);
+    }
+
+    [Fact]
     public async Task StrayWrites_OfAProducerWritingTheOldClusterDirectly_AreCountedOnExactlyThosePartitions_LoggedOncePerIncrease()
     {
         await using var rig = MirrorRig.Start(partitions: 4);
