@@ -14,6 +14,9 @@ internal sealed class PartitionMirror
     private readonly Queue<OldRecord> _unconfirmed = new();
     private long _unconfirmedEnd;
     private long _consumedNext;
+    // False until the first pipeline has read back what lies on the old cluster past the checkpoint: copies made after
+    // it by an earlier process are there, unaccounted, and an end offset read before then would count them as strays.
+    private bool _accounted;
 
     public PartitionMirror(PartitionProgress progress)
     {
@@ -96,6 +99,7 @@ internal sealed class PartitionMirror
         _unconfirmedEnd = unconfirmedEnd;
         OldObserved = Math.Max(OldObserved, unconfirmedEnd);
         Error = null;
+        _accounted = true;
     }
 
     /// <summary>
@@ -151,7 +155,7 @@ internal sealed class PartitionMirror
     public bool OldEndSeen(long end)
     {
         OldObserved = Math.Max(OldObserved, end);
-        return Strays.EndObserved(end, Copied, PossiblyLanded);
+        return _accounted && Strays.EndObserved(end, Copied, PossiblyLanded);
     }
 
     public PartitionProgress Progress() => new(TopicPartition.Topic, TopicPartition.Partition, Start, Position, Strays.OldBase, OldEnd, Copied, Divergent);

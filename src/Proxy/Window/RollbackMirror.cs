@@ -399,7 +399,8 @@ public sealed partial class RollbackMirror : IAsyncDisposable
             {
                 throw new TimeoutException($"Reading back {pending.Count} partition(s) of cluster '{To}' after the checkpoint took longer than {limit.TotalSeconds:0} s.");
             }
-            var record = ConsumeSkippingPartitionErrors(consumer);
+            // A read error (e.g. the checkpoint's offset no longer exists there) fails this attempt; it is retried.
+            var record = consumer.Consume(TimeSpan.FromMilliseconds(100));
             if (record is null || !pending.TryGetValue(record.TopicPartition, out var entry))
             {
                 continue;
@@ -417,18 +418,6 @@ public sealed partial class RollbackMirror : IAsyncDisposable
         }
         LogReadBack(_logger, Family, read, To);
         return result;
-    }
-
-    private static ConsumeResult<byte[]?, byte[]?>? ConsumeSkippingPartitionErrors(IConsumer<byte[]?, byte[]?> consumer)
-    {
-        try
-        {
-            return consumer.Consume(TimeSpan.FromMilliseconds(100));
-        }
-        catch (ConsumeException e) when (!e.Error.IsFatal)
-        {
-            throw new KafkaException(e.Error);
-        }
     }
 
     private IConsumer<byte[]?, byte[]?> BuildConsumer(ClusterConfig cluster, IsolationLevel isolation, string purpose)
@@ -590,6 +579,8 @@ public sealed partial class RollbackMirror : IAsyncDisposable
                 LingerMs = mirror._options.LingerMs,
                 MessageTimeoutMs = (int)mirror._options.EffectiveDeliveryTimeout.TotalMilliseconds,
                 QueueBufferingMaxMessages = mirror._options.MaxInFlight + 1000,
+                // Any record the new cluster took must pass the client's own size check; the old cluster's limit decides.
+                MessageMaxBytes = 64 * 1024 * 1024,
                 // The acknowledgement needs only the offset; the copy's bytes need not be marshalled back.
                 DeliveryReportFields = "none",
             };

@@ -120,6 +120,7 @@ public sealed class RollbackMirrorTests(ITestOutputHelper output)
         var start = rig.Ends(rig.NewBootstrap);
         var path = rig.Store.PathOf(MirrorRig.Family);
         var written = new List<TestRecord>();
+        // Only the writer task adds to it; read once that task has ended.
         async Task WriteAsync(int from, int count)
         {
             var records = Enumerable.Range(from, count).Select(i => TestRecord.Numbered(i, rig.Partitions, "w")).ToList();
@@ -129,14 +130,21 @@ public sealed class RollbackMirrorTests(ITestOutputHelper output)
 
         var first = rig.Supervisor();
         await first.StartMirrorAsync(MirrorRig.Family, "target", "source", start);
-        await WriteAsync(0, 1000);
-        await first.WaitCopiedAsync(MirrorRig.Family, rig.Ends(rig.NewBootstrap), Within());
-        await MirrorRig.UntilAsync(() => rig.Store.Load(MirrorRig.Family)?.Partitions.Sum(p => p.Copied) == 1000, "a checkpoint of the first 1000 copies");
+        // Records keep coming throughout: while the first mirror runs, while none does, and while the second resumes.
+        var writer = Task.Run(async () =>
+        {
+            for (var round = 0; round < 15; round++)
+            {
+                await WriteAsync(round * 200, 200);
+            }
+        });
+        await MirrorRig.UntilAsync(() => rig.Store.Load(MirrorRig.Family)?.Partitions.Sum(p => p.Copied) >= 500, "a checkpoint of 500 copies");
         var olderCheckpoint = await File.ReadAllBytesAsync(path);
-        await WriteAsync(1000, 1000);
-        await first.WaitCopiedAsync(MirrorRig.Family, rig.Ends(rig.NewBootstrap), Within());
+        var checkpointed = rig.Store.Load(MirrorRig.Family)!.Partitions.Sum(p => p.Copied);
+        await MirrorRig.UntilAsync(() => first.Figures(MirrorRig.Family)!.Totals.Copied >= checkpointed + 500, "500 copies after that checkpoint");
         await first.StopAsync(CancellationToken.None);
-        // As if the process had died right after that checkpoint: 1000 acknowledged copies are not in it.
+        var copiedBeforeTheRestart = rig.Store.Load(MirrorRig.Family)!.Partitions.Sum(p => p.Copied);
+        // As if the process had died right after the older checkpoint: the copies acknowledged since are not in it.
         await File.WriteAllBytesAsync(path, olderCheckpoint);
         // And something wrote the old cluster directly while no mirror ran.
         var strays = Enumerable.Range(0, 7).Select(i => TestRecord.Numbered(i, 1, "stray") with { Partition = 2 }).ToList();
@@ -145,8 +153,7 @@ public sealed class RollbackMirrorTests(ITestOutputHelper output)
         var second = rig.Supervisor();
         await second.StartAsync(CancellationToken.None);
         Assert.NotNull(second.Mirror(MirrorRig.Family));
-        var writing = WriteAsync(2000, 1000);
-        await writing;
+        await writer;
         await second.WaitCopiedAsync(MirrorRig.Family, rig.Ends(rig.NewBootstrap), Within());
         await second.Mirror(MirrorRig.Family)!.CheckStrayWritesAsync();
 
@@ -164,7 +171,7 @@ public sealed class RollbackMirrorTests(ITestOutputHelper output)
             string.Join(" | ", rig.Logs.Entries.Where(e => e.EventId is 4402 or 4409).Select(e => e.Message)));
         Assert.Equal(written.Count, figures.Totals.Copied);
         Assert.Equal([0L, 0, strays.Count, 0], figures.Partitions.Select(p => p.StrayWrites));
-        Assert.Contains(rig.Logs.Entries, e => e.EventId == 4409 && e.Message.Contains($"read back {1000 + strays.Count} record(s)", StringComparison.Ordinal));
+        Assert.Contains(rig.Logs.Entries, e => e.EventId == 4409 && e.Message.Contains($"read back {copiedBeforeTheRestart - checkpointed + strays.Count} record(s)", StringComparison.Ordinal));
         await second.StopMirrorAsync(MirrorRig.Family);
         Assert.False(File.Exists(path));
     }
