@@ -44,10 +44,13 @@ public static class MirrorRun
         var backlogEnds = Ends(newCluster.BootstrapServers, partitions);
 
         var clock = Stopwatch.StartNew();
+        var cpuFrom = Process.GetCurrentProcess().TotalProcessorTime;
         await using var mirror = await RollbackMirror.BeginAsync("orders", Cluster("new", 1, newCluster), Cluster("old", 0, oldCluster),
             partitions.ToDictionary(p => p, _ => 0L), new MirrorProgressStore(state), MirrorOptions.Default, NullLogger.Instance);
         await mirror.WaitCopiedAsync(backlogEnds, new CancellationTokenSource(TimeSpan.FromMinutes(5)).Token);
         var backlogTime = clock.Elapsed;
+        // The mock clusters run in this process too: this is the whole copy's CPU, theirs included.
+        var backlogCpu = Process.GetCurrentProcess().TotalProcessorTime - cpuFrom;
         var backlogFigures = mirror.Figures();
 
         using var stop = new CancellationTokenSource();
@@ -56,14 +59,28 @@ public static class MirrorRun
         await Task.Delay(options.Warmup);
         var lagRecords = new LongHistogram(100_000_000, 3);
         var lagMs = new LongHistogram(3_600_000, 3);
+        // What a rollback waits for inside its hold: everything written up to a moment (the new cluster's end offsets
+        // then) copied. Measured every 500 ms, with the producers going on (a rollback would have held them).
+        var catchUp = new LongHistogram(TimeSpan.FromMinutes(5).Ticks / 10, 3);
+        using var watermarks = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = newCluster.BootstrapServers, GroupId = "mirror-bench-ends" })
+            .SetLogHandler(static (_, _) => { }).Build();
         var from = mirror.Figures();
         var measuredFrom = clock.Elapsed;
+        var nextCatchUp = measuredFrom;
         while (clock.Elapsed - measuredFrom < options.Duration)
         {
             await Task.Delay(50);
             var figures = mirror.Figures();
             lagRecords.RecordValue(figures.Totals.LagRecords);
             lagMs.RecordValue(figures.Totals.MaxLagMs ?? 0);
+            if (clock.Elapsed >= nextCatchUp)
+            {
+                var ends = partitions.ToDictionary(p => p, p => watermarks.QueryWatermarkOffsets(p, TimeSpan.FromSeconds(10)).High.Value);
+                var waitFrom = clock.Elapsed;
+                await mirror.WaitCopiedAsync(ends, new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token);
+                catchUp.RecordValue(Math.Max(1, (long)(clock.Elapsed - waitFrom).TotalMicroseconds));
+                nextCatchUp = clock.Elapsed + TimeSpan.FromMilliseconds(500);
+            }
         }
         var to = mirror.Figures();
         var measured = clock.Elapsed - measuredFrom;
@@ -77,13 +94,16 @@ public static class MirrorRun
 
         Console.WriteLine();
         Console.WriteLine($"backlog: {backlogFigures.Totals.Copied} records copied in {backlogTime.TotalSeconds:0.00} s: " +
-            $"{backlogFigures.Totals.Copied / backlogTime.TotalSeconds:0} records/s, {backlogFigures.Totals.CopiedBytes / backlogTime.TotalSeconds / 1e6:0.0} MB/s (key+value+header bytes)");
+            $"{backlogFigures.Totals.Copied / backlogTime.TotalSeconds:0} records/s, {backlogFigures.Totals.CopiedBytes / backlogTime.TotalSeconds / 1e6:0.0} MB/s (key+value+header bytes); " +
+            $"process CPU {backlogCpu.TotalSeconds:0.00} s (mock clusters included), {backlogCpu.TotalMilliseconds / (backlogFigures.Totals.CopiedBytes / 1e6):0.0} ms per MB");
         var copied = to.Totals.Copied - from.Totals.Copied;
         Console.WriteLine($"paced: {copied} records copied in the measured {measured.TotalSeconds:0.0} s: {copied / measured.TotalSeconds:0} records/s, " +
             $"{(to.Totals.CopiedBytes - from.Totals.CopiedBytes) / measured.TotalSeconds / 1e6:0.00} MB/s");
         Console.WriteLine($"{"lag (sampled every 50 ms)",-28} {"count",7} {"p50",8} {"p99",8} {"max",8}");
         Console.WriteLine($"{"records",-28} {lagRecords.TotalCount,7} {lagRecords.GetValueAtPercentile(50),8} {lagRecords.GetValueAtPercentile(99),8} {lagRecords.GetMaxValue(),8}");
         Console.WriteLine($"{"ms (record timestamps)",-28} {lagMs.TotalCount,7} {lagMs.GetValueAtPercentile(50),8} {lagMs.GetValueAtPercentile(99),8} {lagMs.GetMaxValue(),8}");
+        static string Ms(long micros) => (micros / 1000.0).ToString("0.0", CultureInfo.InvariantCulture);
+        Console.WriteLine($"{"caught-up wait (ms)",-28} {catchUp.TotalCount,7} {Ms(catchUp.GetValueAtPercentile(50)),8} {Ms(catchUp.GetValueAtPercentile(99)),8} {Ms(catchUp.GetMaxValue()),8}");
         Console.WriteLine($"after writes stopped, everything was copied within {drain.TotalMilliseconds:0.0} ms; total copied {end.Totals.Copied}, " +
             $"stray writes {end.Totals.StrayWrites}, divergent copies {end.Alignment.Divergent}");
         await mirror.StopAsync();
