@@ -9,7 +9,7 @@ public static class Program
         Switchback.Proxy.Hosting.SocketEventThreads.PreferInlineCompletions();
         if (args.Length == 0 || args[0] is "-h" or "--help")
         {
-            Console.WriteLine($"usage: Switchback.Bench {SwitchStallOptions.Usage}");
+            Console.WriteLine($"usage: Switchback.Bench {SwitchStallOptions.Usage}\n       Switchback.Bench {MirrorBenchOptions.Usage}");
             return args.Length == 0 ? 2 : 0;
         }
         try
@@ -17,7 +17,8 @@ public static class Program
             return args[0] switch
             {
                 "switch-stall" => await SwitchStallRun.RunAsync(SwitchStallOptions.Parse(args[1..])),
-                _ => throw new ArgumentException($"unknown mode '{args[0]}' (switch-stall)"),
+                "mirror" => await MirrorRun.RunAsync(MirrorBenchOptions.Parse(args[1..])),
+                _ => throw new ArgumentException($"unknown mode '{args[0]}' (switch-stall, mirror)"),
             };
         }
         catch (ArgumentException e)

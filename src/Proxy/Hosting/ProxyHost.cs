@@ -14,6 +14,7 @@ using Switchback.Proxy.Metrics;
 using Switchback.Proxy.Routing;
 using Switchback.Proxy.Switching;
 using Switchback.Proxy.VirtualCluster;
+using Switchback.Proxy.Window;
 
 namespace Switchback.Proxy.Hosting;
 
@@ -74,6 +75,7 @@ public sealed class ProxyHost : IAsyncDisposable
         Prometheus.DotNetStats.Register(registry); // process_* and dotnet_* series: memory, GC, threads, descriptors
         builder.Services.AddSingleton(registry);
         builder.Services.AddSingleton(new ProxyMetrics(registry));
+        builder.Services.AddSingleton(new MirrorMetrics(registry));
         if (config.Fleet is { } fleet)
         {
             builder.Services.AddSingleton(sp => new ControlLog(fleet, config.Cluster(fleet.Cluster), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Switchback.Fleet")));
@@ -84,6 +86,9 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.Services.AddSingleton<SwitchCoordinator>();
         builder.Services.AddSingleton<ProxyState>();
         builder.Services.AddHostedService<UpstreamMonitor>();
+        // Rollback windows' mirrors: resumed from their progress at start, stopped (progress kept) at shutdown.
+        builder.Services.AddSingleton(sp => new MirrorSupervisor(config, sp.GetRequiredService<MirrorMetrics>(), sp.GetRequiredService<ILoggerFactory>(), registry));
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<MirrorSupervisor>());
         builder.Services.AddSingleton<BrokerListeners>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<BrokerListeners>());
         builder.Services.AddRouting();
