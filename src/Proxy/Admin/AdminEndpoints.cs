@@ -11,6 +11,7 @@ using Switchback.Proxy.Listening;
 using Switchback.Proxy.Routing;
 using Switchback.Proxy.Switching;
 using Switchback.Proxy.VirtualCluster;
+using Switchback.Proxy.Window;
 
 namespace Switchback.Proxy.Admin;
 
@@ -41,12 +42,21 @@ public static class AdminEndpoints
             state.Routes.Current.Find(name) is { } family ? Results.Json(Describe(state, family)) : UnknownFamily(name));
         v1.MapPost("/families/{name}/switch", SwitchAsync);
         v1.MapPost("/families/{name}/rollback", RollbackAsync);
-        v1.MapGet("/families/{name}/window", (string name, ProxyState state) =>
-            state.Routes.Current.Find(name) is { } family ? Results.Json(WindowView.Describe(family, figures: null)) : UnknownFamily(name));
+        v1.MapGet("/families/{name}/window", (string name, ProxyState state, IServiceProvider services) =>
+            state.Routes.Current.Find(name) is { } family
+                ? Results.Json(WindowView.Describe(family, MirrorFiguresOf(services.GetService<MirrorSupervisor>(), name)))
+                : UnknownFamily(name));
         v1.MapPost("/families/{name}/close", CloseAsync);
         v1.MapGet("/fleet", (ProxyState state, IServiceProvider services) => Results.Json(DescribeFleet(state, services.GetService<FleetCoordinator>())));
         v1.MapGet("/clients", (ProxyState state, IServiceProvider services) => Results.Json(DescribeClients(state, services.GetService<FleetCoordinator>())));
     }
+
+    /// <summary>The window's mirror figures for the window view, or null while no mirror runs for the family here.</summary>
+    private static WindowFigures? MirrorFiguresOf(MirrorSupervisor? mirrors, string family) =>
+        mirrors?.Figures(family) is { } figures
+            ? new WindowFigures($"{figures.State.ToString().ToLowerInvariant()}: {figures.From} to {figures.To}", figures.Totals.Copied,
+                figures.Totals.LagRecords, figures.Totals.MaxLagMs, figures.Totals.StrayWrites)
+            : null;
 
     /// <summary>The client inventory of this instance: open connections, then recently closed ones.</summary>
     private static object DescribeClients(ProxyState state, FleetCoordinator? fleet)

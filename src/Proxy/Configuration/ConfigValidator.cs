@@ -116,7 +116,8 @@ public static class ConfigValidator
                 Patterns($"{key}:Groups", family.Groups),
                 Patterns($"{key}:TransactionalIds", family.TransactionalIds),
                 ParseRoute(key, family.Write, family.Read, clusterNames, fallback: null),
-                SecurityConfigLoader.AllowedPrincipals($"{key}:AllowedPrincipals", family.AllowedPrincipals)));
+                SecurityConfigLoader.AllowedPrincipals($"{key}:AllowedPrincipals", family.AllowedPrincipals),
+                family.MirrorBack));
         }
 
         var limits = options.Limits;

@@ -74,7 +74,8 @@ public sealed record FamilyConfig(
     IReadOnlyList<NamePattern> Groups,
     IReadOnlyList<NamePattern> TransactionalIds,
     ClusterRoute InitialRoute,
-    IReadOnlyList<string>? AllowedPrincipals = null);
+    IReadOnlyList<string>? AllowedPrincipals = null,
+    bool MirrorBack = false);
 
 /// <summary>
 /// Per-broker listening ports: <see cref="BrokerPortStart"/> upwards, or kernel-chosen when 0;

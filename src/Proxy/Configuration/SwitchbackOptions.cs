@@ -108,6 +108,8 @@ public sealed class FamilyOptions
     public string? Read { get; set; }
     /// <summary>Principals (<c>User:name</c>) allowed to use the family; empty allows everyone.</summary>
     public List<string> AllowedPrincipals { get; set; } = [];
+    /// <summary>While the rollback window is open and writes have moved, copy them back to the origin's write cluster.</summary>
+    public bool MirrorBack { get; set; }
 }
 
 public sealed class RouteOptions

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Switchback.Proxy.Fleet;
 using Switchback.Proxy.Metrics;
 using Switchback.Proxy.Routing;
+using Switchback.Proxy.Window;
 using Switchback.Proxy.Upstream;
 using Switchback.Proxy.VirtualCluster;
 
@@ -51,6 +52,8 @@ public sealed partial class SwitchCoordinator : IDisposable
     private readonly Dictionary<string, ClusterAdmin> _admins;
     private readonly ReadinessGates _gates;
     private readonly FleetCoordinator? _fleet;
+    // Rollback windows' mirrors (new write cluster back to the origin's); null where none may run.
+    private readonly MirrorSupervisor? _mirrors;
     private readonly GroupOffsetWriter _groupOffsets;
     // The last read switch's removal of the members it moved: it runs on after the answer, and the next switch waits for it.
     private Task _memberRemoval = Task.CompletedTask;
@@ -58,9 +61,10 @@ public sealed partial class SwitchCoordinator : IDisposable
     private readonly Dictionary<string, (string Cluster, Dictionary<TopicPartition, long> Ends)> _writeBaselines = new(StringComparer.Ordinal);
 
     public SwitchCoordinator(ProxyState state, RouteStore store, AuditLog audit, ProxyMetrics metrics, ILogger<SwitchCoordinator> logger,
-        FleetCoordinator? fleet = null)
+        FleetCoordinator? fleet = null, MirrorSupervisor? mirrors = null)
     {
         _fleet = fleet;
+        _mirrors = mirrors;
         _state = state;
         _store = store;
         _audit = audit;
@@ -162,7 +166,11 @@ public sealed partial class SwitchCoordinator : IDisposable
 
             var writeMoves = target.Write != current.Route.Write;
             var readMoves = target.Read != current.Route.Read;
-            var leftBehind = rollback && writeMoves ? await LeftBehindAsync(request.Family, current.Route.Write, target.Write).ConfigureAwait(false) : null;
+            // Writes return to the window's origin while its mirror copies them back: wait inside the hold until it has.
+            var mirror = writeMoves && _mirrors?.Mirror(request.Family) is { } running && running.From == current.Route.Write && running.To == target.Write
+                ? running
+                : null;
+            var leftBehind = rollback && writeMoves && mirror is null ? await LeftBehindAsync(request.Family, current.Route.Write, target.Write).ConfigureAwait(false) : null;
             var baseline = writeMoves ? await EndOffsetsOrNullAsync(request.Family, target.Write).ConfigureAwait(false) : null;
 
             using var deadline = new CancellationTokenSource(request.Timeout);
@@ -179,6 +187,10 @@ public sealed partial class SwitchCoordinator : IDisposable
                     // Every live instance holds and drains; this one copies the offsets; the log's commit swaps them all.
                     next = await fleet.SwitchAsync(action, current, target, async cancellationToken =>
                     {
+                        if (mirror is not null)
+                        {
+                            leftBehind = await WaitMirroredAsync(mirror, request, current.Route.Write, cancellationToken).ConfigureAwait(false);
+                        }
                         if (readMoves)
                         {
                             try
@@ -198,6 +210,10 @@ public sealed partial class SwitchCoordinator : IDisposable
                 {
                     hold = new FamilyHold(_state, request.Family, writeMoves, readMoves);
                     await hold.DrainAsync(deadline.Token).ConfigureAwait(false);
+                    if (mirror is not null)
+                    {
+                        leftBehind = await WaitMirroredAsync(mirror, request, current.Route.Write, deadline.Token).ConfigureAwait(false);
+                    }
                     if (readMoves)
                     {
                         copied = await CopyGroupOffsetsAsync(request.Family, groups, current.Route.Read, target.Read, progress, deadline.Token).ConfigureAwait(false);
@@ -218,11 +234,13 @@ public sealed partial class SwitchCoordinator : IDisposable
                     _memberRemoval = RemoveMovedMembersAsync(groups, current.Route.Read);
                 }
 
+                var mirrorNow = await FollowWithMirrorAsync(next, current, mirror, baseline).ConfigureAwait(false);
+
                 _metrics.SwitchCompleted(request.Family, action, pause.Elapsed);
                 await AuditAsync(action, current, target, request, "ok", pause.Elapsed.TotalMilliseconds, null).ConfigureAwait(false);
                 LogSwitched(_logger, action, request.Family, current.Route.ToString(), target.ToString(), pause.Elapsed.TotalMilliseconds);
                 return new SwitchOutcome(200, Describe(next, changed: true, pause.Elapsed.TotalMilliseconds, gates,
-                    rollback ? RollbackDetails(copied, leftBehind) : new { offsetsCopied = copied, leftBehind }));
+                    rollback ? RollbackDetails(copied, leftBehind, mirrorNow) : new { offsetsCopied = copied, leftBehind, mirror = mirrorNow.Status }));
             }
             catch (Exception e) when (e is OperationCanceledException or TimeoutException or UpstreamUnavailableException or KafkaException or IOException
                 or FleetSwitchException or GroupOffsetsNotCopiedException)
@@ -370,6 +388,11 @@ public sealed partial class SwitchCoordinator : IDisposable
             // From and to are the routes, which a close does not change; the detail names the window it closed.
             await AuditAsync(action, route, route.Route, request, "ok", 0, $"window opened at epoch {window.OpenedEpoch} from {window.Origin}").ConfigureAwait(false);
             LogWindowClosed(_logger, family, window.Origin.ToString(), route.Route.ToString(), reason ?? "");
+            if (_mirrors is { } mirrors)
+            {
+                // The target has earned trust: the origin need not be kept equivalent any more.
+                await mirrors.StopMirrorAsync(family).ConfigureAwait(false);
+            }
             return new SwitchOutcome(200, WindowView.Describe(_state.Routes.Current.Find(family)!, figures: null));
         }
         finally
@@ -568,13 +591,89 @@ public sealed partial class SwitchCoordinator : IDisposable
     /// A rollback's details. The window's mirror and stray-write watch are not built yet: the records left on the
     /// abandoned write cluster are counted (<c>leftBehind</c>), nothing was copied back, and stray writes are unknown.
     /// </summary>
-    private static object RollbackDetails(List<object> copied, object? leftBehind) => new
+    private static object RollbackDetails(List<object> copied, object? leftBehind, MirrorOutcome? mirror = null) => new
     {
         offsetsCopied = copied,
         leftBehind,
-        mirror = WindowView.MirrorNotRunning,
-        strayWrites = (long?)null,
+        mirror = mirror?.Status ?? WindowView.MirrorNotRunning,
+        strayWrites = mirror?.StrayWrites,
     };
+
+    /// <summary>What became of the window's mirror with a switch: its status for the answer, and the stray writes it counted.</summary>
+    private sealed record MirrorOutcome(string Status, object? StrayWrites);
+
+    /// <summary>
+    /// Inside the hold of a move back to the origin's write cluster: waits (bounded by the switch's deadline) until the
+    /// mirror has copied everything the family wrote to the cluster it leaves, so nothing is left behind. With
+    /// <c>force</c>, half the time left is given to it and whatever is still uncopied is reported as left behind.
+    /// </summary>
+    private async Task<object> WaitMirroredAsync(RollbackMirror mirror, SwitchRequest request, string leaving, CancellationToken cancellationToken)
+    {
+        // After the drain: nothing more of the family reaches the cluster being left while the hold lasts.
+        var ends = await EndOffsetsOrNullAsync(request.Family, leaving).WaitAsync(cancellationToken).ConfigureAwait(false)
+            ?? throw new UpstreamUnavailableException($"Cluster '{leaving}' did not tell its end offsets, so the mirror's progress cannot be checked.");
+        var mirrored = ends.Where(e => mirror.Partitions.Contains(e.Key)).ToDictionary();
+        using var forced = request.Force ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : null;
+        forced?.CancelAfter(request.Timeout / 2);
+        try
+        {
+            await mirror.WaitCopiedAsync(mirrored, forced?.Token ?? cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (forced is not null && !cancellationToken.IsCancellationRequested)
+        {
+            // Forced: go without the rest; it is reported.
+        }
+        var figures = mirror.Figures();
+        var behind = figures.Partitions
+            .Select(p => new { topic = p.Topic, partition = p.Partition, records = Math.Max(0, mirrored.GetValueOrDefault(new TopicPartition(p.Topic, p.Partition), p.Position) - p.Position) })
+            .Where(p => p.records > 0).ToList();
+        return new { cluster = leaving, since = "switch", records = behind.Sum(p => p.records), partitions = behind, mirrored = figures.Totals.Copied };
+    }
+
+    /// <summary>
+    /// After a switch: writes that left the window's origin start a mirror back to it (from the new cluster's end
+    /// offsets when writes moved); writes that returned to it end the mirror, which has copied everything by then.
+    /// Only for families with <c>MirrorBack</c> (a replication from the origin that keeps topic names would otherwise
+    /// copy the copies forward again: the operator turns it on once that replication is stopped). A mirror that
+    /// cannot start does not undo the switch: the answer and the log say so, and a rollback then counts what it
+    /// leaves behind. Only the instance that ran the switch mirrors (in a fleet, see the README).
+    /// </summary>
+    private async Task<MirrorOutcome> FollowWithMirrorAsync(FamilyRoute next, FamilyRoute previous, RollbackMirror? ending, Dictionary<TopicPartition, long>? baseline)
+    {
+        if (_mirrors is not { } mirrors)
+        {
+            return new MirrorOutcome(WindowView.MirrorNotRunning, null);
+        }
+        try
+        {
+            if (ending is not null)
+            {
+                var figures = ending.Figures();
+                await mirrors.StopMirrorAsync(next.Family).ConfigureAwait(false);
+                return new MirrorOutcome("caught up and ended", new
+                {
+                    records = figures.Totals.StrayWrites,
+                    partitions = figures.Partitions.Where(p => p.StrayWrites > 0).Select(p => new { topic = p.Topic, partition = p.Partition, records = p.StrayWrites }),
+                });
+            }
+            if (next.Window is { IsOpen: true } window && window.Origin.Write != next.Route.Write && previous.Route.Write != next.Route.Write
+                && _state.Config.Families.FirstOrDefault(f => f.Name == next.Family) is { MirrorBack: true })
+            {
+                if (baseline is null)
+                {
+                    throw new InvalidOperationException($"the end offsets of '{next.Route.Write}' at the switch are unknown, so where its new records begin is too");
+                }
+                var started = await mirrors.StartMirrorAsync(next.Family, next.Route.Write, window.Origin.Write, baseline).ConfigureAwait(false);
+                return new MirrorOutcome($"copying {started.From} to {started.To}", null);
+            }
+            return new MirrorOutcome(mirrors.Mirror(next.Family) is { } running ? $"copying {running.From} to {running.To}" : WindowView.MirrorNotRunning, null);
+        }
+        catch (Exception e) when (e is KafkaException or InvalidOperationException or ArgumentException or IOException)
+        {
+            LogMirrorNotStarted(_logger, next.Family, e.Message);
+            return new MirrorOutcome($"not running: {e.Message}", null);
+        }
+    }
 
     public void Dispose()
     {
@@ -596,6 +695,9 @@ public sealed partial class SwitchCoordinator : IDisposable
 
     [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Members of group {Group} on cluster {Cluster} could not be removed (they stay until their sessions time out): {Reason}")]
     private static partial void LogMembersNotRemoved(ILogger logger, string group, string cluster, string reason);
+
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "The rollback window's mirror of family {Family} did not start (a rollback will count what it leaves behind): {Reason}")]
+    private static partial void LogMirrorNotStarted(ILogger logger, string family, string reason);
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "Rollback window of family {Family} closed (origin {Origin}, routes {Routes}): {Reason}")]
     private static partial void LogWindowClosed(ILogger logger, string family, string origin, string routes, string reason);

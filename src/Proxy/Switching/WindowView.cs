@@ -69,7 +69,8 @@ public static class WindowView
         }
         return window.Origin.Write == route.Route.Write
             ? $"Writes are on the origin's write cluster '{window.Origin.Write}': a rollback leaves no records behind."
-            : $"Records written to '{route.Route.Write}' since writes moved there are not copied back to '{window.Origin.Write}' (the mirror is "
-              + "not built yet): a rollback leaves them there and counts them in details.leftBehind. Writes that bypass the proxy are not watched.";
+            : $"Records written to '{route.Route.Write}' since writes moved there are not copied back to '{window.Origin.Write}': no mirror runs for "
+              + "the family on this instance (MirrorBack is off, the mirror did not start, the window is closed, or another instance of the fleet "
+              + "ran the switch). A rollback here leaves them there and counts them in details.leftBehind.";
     }
 }

@@ -36,12 +36,14 @@ public sealed class SwitchingRig : IAsyncDisposable
 
     private readonly string? _token;
     private readonly string? _readToken;
+    private readonly bool _mirrorBack;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
 
     private readonly int? _port;
 
-    private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts, string? readToken = null)
+    private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts, string? readToken = null, bool mirrorBack = false)
     {
+        _mirrorBack = mirrorBack;
         _token = token;
         _readToken = readToken;
         _port = fixedPorts ? FreePorts.Range(MaxBrokers + 1) : null;
@@ -92,9 +94,9 @@ public sealed class SwitchingRig : IAsyncDisposable
     /// among other things writes the offsets of committed transactions to their groups (the mock only pretends to).
     /// </summary>
     public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null, bool fixedPorts = false, bool groupFronts = false,
-        string? readToken = null)
+        string? readToken = null, bool mirrorBack = false)
     {
-        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken);
+        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken, mirrorBack);
         try
         {
             await rig.StartHostAsync();
@@ -126,6 +128,7 @@ public sealed class SwitchingRig : IAsyncDisposable
             ["Switchback:Families:0:Groups:0"] = "orders-*",
             ["Switchback:Families:0:TransactionalIds:0"] = "orders-*",
             ["Switchback:Families:0:Write"] = "source",
+            ["Switchback:Families:0:MirrorBack"] = _mirrorBack ? "true" : null,
             ["Switchback:Families:0:Read"] = "source",
             ["Switchback:Default:Write"] = "source",
             ["Switchback:Default:Read"] = "source",
