@@ -11,38 +11,10 @@ public sealed class AdminCliException(string message) : Exception(message);
 /// <summary><c>switchback routes | switch | rollback | close | fleet | clients</c>: thin clients of the admin HTTP API.</summary>
 public static class AdminCli
 {
-    public static async Task<int> RunAsync(string command, string[] args, CancellationToken cancellationToken)
+    /// <summary>Sends <paramref name="request"/> to the admin API and prints the answer; a failure throws <see cref="AdminCliException"/>.</summary>
+    public static async Task<int> RunAsync(AdminRequest request, CancellationToken cancellationToken)
     {
-        var admin = Environment.GetEnvironmentVariable("SWITCHBACK_ADMIN") ?? "http://127.0.0.1:9190";
-        var token = Environment.GetEnvironmentVariable("SWITCHBACK_TOKEN");
-        string? family = null, write = null, read = null, reason = null;
-        var force = false;
-        int? timeoutMs = null;
-        for (var i = 0; i < args.Length; i++)
-        {
-            string Value() => i + 1 < args.Length ? args[++i] : throw new AdminCliException($"{args[i]} needs a value");
-            switch (args[i])
-            {
-                case "--admin": admin = Value(); break;
-                case "--token": token = Value(); break;
-                case "--write": write = Value(); break;
-                case "--read": read = Value(); break;
-                case "--reason": reason = Value(); break;
-                case "--timeout-ms": timeoutMs = int.TryParse(Value(), out var t) && t > 0 ? t : throw new AdminCliException("--timeout-ms needs a positive number"); break;
-                case "--force": force = true; break;
-                default:
-                    if (args[i].StartsWith('-') || family is not null)
-                    {
-                        throw new AdminCliException($"unexpected argument '{args[i]}'");
-                    }
-                    family = args[i];
-                    break;
-            }
-        }
-        if (!Uri.TryCreate(admin.TrimEnd('/') + "/", UriKind.Absolute, out var baseUri))
-        {
-            throw new AdminCliException($"'{admin}' is not an admin URL (e.g. http://127.0.0.1:9190)");
-        }
+        var (command, baseUri, token, family, write, read, reason, force, timeoutMs) = request;
         using var http = new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(120) };
         http.DefaultRequestHeaders.UserAgent.ParseAdd("switchback-cli");
         if (!string.IsNullOrEmpty(token))
@@ -65,10 +37,6 @@ public static class AdminCli
                     break;
                 case "switch":
                     RequireFamily(family, command);
-                    if (write is null && read is null)
-                    {
-                        throw new AdminCliException("switch needs --write and/or --read");
-                    }
                     response = await http.PostAsJsonAsync($"v1/families/{Uri.EscapeDataString(family!)}/switch",
                         new { write, read, reason, force, timeoutMs }, cancellationToken);
                     break;
@@ -91,6 +59,11 @@ public static class AdminCli
         var body = await response.Content.ReadAsStringAsync(cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
+            if (response.StatusCode == System.Net.HttpStatusCode.Conflict && FailedGates(body) is { } failed)
+            {
+                // The evidence goes to stdout, so stderr keeps its one-line reason.
+                PrintFailedGates(failed);
+            }
             throw new AdminCliException($"{(int)response.StatusCode} {response.ReasonPhrase}: {OneLine(body)}");
         }
         if (command == "routes")
@@ -133,6 +106,74 @@ public static class AdminCli
         {
         }
         return body.ReplaceLineEndings(" ").Trim();
+    }
+
+    private static JsonArray? FailedGates(string body)
+    {
+        try
+        {
+            return JsonNode.Parse(body) is JsonObject o && o["failed"] is JsonArray { Count: > 0 } failed ? failed : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Each failed readiness gate with its summary, then its evidence as an indented table (bounded).</summary>
+    private static void PrintFailedGates(JsonArray failed)
+    {
+        const int MaxEvidenceRows = 20;
+        var gateWidth = Math.Max("GATE".Length, failed.Max(g => Text(g?["gate"] ?? g?["name"]).Length));
+        Console.WriteLine($"{"GATE".PadRight(gateWidth)}  SUMMARY");
+        foreach (var gate in failed)
+        {
+            Console.WriteLine($"{Text(gate?["gate"] ?? gate?["name"]).PadRight(gateWidth)}  {Text(gate?["summary"])}");
+            var evidence = gate?["evidence"];
+            var rows = evidence switch
+            {
+                null => [],
+                JsonArray items => items.ToList(),
+                _ => [evidence],
+            };
+            if (rows.Count == 0)
+            {
+                continue;
+            }
+            if (rows.All(r => r is JsonObject))
+            {
+                var objects = rows.Cast<JsonObject>().ToList();
+                var columns = objects.SelectMany(o => o.Select(p => p.Key)).Distinct(StringComparer.Ordinal).ToList();
+                var shown = objects.Take(MaxEvidenceRows).ToList();
+                var widths = columns.Select(c => Math.Max(c.Length, shown.Max(o => Text(o[c]).Length))).ToList();
+                var numeric = columns.Select(c => shown.All(o => o[c] is null || o[c]!.GetValueKind() == JsonValueKind.Number)).ToList();
+                string Row(IEnumerable<string> cells) =>
+                    "    " + string.Join("  ", cells.Select((cell, i) => numeric[i] ? cell.PadLeft(widths[i]) : cell.PadRight(widths[i]))).TrimEnd();
+                Console.WriteLine(Row(columns));
+                foreach (var o in shown)
+                {
+                    Console.WriteLine(Row(columns.Select(c => Text(o[c]))));
+                }
+            }
+            else
+            {
+                foreach (var row in rows.Take(MaxEvidenceRows))
+                {
+                    Console.WriteLine($"    {Text(row)}");
+                }
+            }
+            if (rows.Count > MaxEvidenceRows)
+            {
+                Console.WriteLine($"    ... and {rows.Count - MaxEvidenceRows} more");
+            }
+        }
+
+        static string Text(JsonNode? node) => node switch
+        {
+            null => "-",
+            JsonValue value when value.GetValueKind() == JsonValueKind.String => value.GetValue<string>(),
+            _ => node.ToJsonString(),
+        };
     }
 
     private static void PrintFleet(string body)
