@@ -78,11 +78,13 @@ public sealed class GroupMembers
     }
 
     /// <summary>
-    /// Whether <paramref name="memberId"/> is a membership of <paramref name="group"/> that a read switch moved away
-    /// from its cluster and that is not (again) a member on <paramref name="cluster"/>: its generation or member epoch
-    /// means nothing there.
+    /// Whether <paramref name="memberId"/> at <paramref name="generation"/> is a membership of <paramref name="group"/>
+    /// that a read switch moved away from its cluster, rather than the member's current one on
+    /// <paramref name="cluster"/>: its generation or member epoch means nothing there. (A member id can be the same on
+    /// both clusters: KIP-848 members choose theirs, and a coordinator may hand out an id it gave before; the
+    /// generation tells them apart.)
     /// </summary>
-    public bool IsMovedMember(string group, string memberId, string cluster)
+    public bool IsMovedMember(string group, string memberId, int generation, string cluster)
     {
         if (!_groups.TryGetValue(group, out var entry))
         {
@@ -90,7 +92,8 @@ public sealed class GroupMembers
         }
         lock (entry.Gate)
         {
-            return entry.Moved.Contains(memberId) && !(entry.Clusters.TryGetValue(cluster, out var members) && members.ContainsKey(memberId));
+            return entry.Moved.Contains(memberId)
+                && !(entry.Clusters.TryGetValue(cluster, out var members) && members.TryGetValue(memberId, out var current) && current.Generation == generation);
         }
     }
 

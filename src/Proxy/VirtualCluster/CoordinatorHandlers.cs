@@ -342,7 +342,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
     /// are sent without: any other stale member is still fenced by the coordinator, as KIP-447 intends.
     /// </summary>
     private bool NamesMovedMember(TxnOffsetCommitRequest commit, string cluster) =>
-        !string.IsNullOrEmpty(commit.MemberId) && state.GroupMembers.IsMovedMember(commit.GroupId, commit.MemberId, cluster);
+        !string.IsNullOrEmpty(commit.MemberId) && state.GroupMembers.IsMovedMember(commit.GroupId, commit.MemberId, commit.GenerationId, cluster);
 
     /// <summary>A client initialised a transactional id on a cluster: its producer id is that cluster's own from now on.</summary>
     private async Task<PooledFrame> RecordInitializedAsync(RequestContext context, Task<PooledFrame> response, string transactionalId, string cluster, int transactionTimeoutMs)

@@ -183,10 +183,13 @@ public sealed partial class MirrorSupervisor : IHostedService, IAsyncDisposable
         }
     }
 
-    /// <summary>Stops every mirror, keeping its progress for the next start.</summary>
+    /// <summary>
+    /// Stops every mirror, keeping its progress for the next start. A cancelled token (the host stopping at once) does
+    /// not wait for copies in flight: the next start reads back what landed after the last checkpoint.
+    /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        await _changes.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _changes.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
             RollbackMirror[] mirrors;
@@ -195,7 +198,14 @@ public sealed partial class MirrorSupervisor : IHostedService, IAsyncDisposable
                 mirrors = [.. _mirrors.Values];
                 _mirrors.Clear();
             }
-            await Task.WhenAll(mirrors.Select(m => m.StopAsync())).ConfigureAwait(false);
+            try
+            {
+                await Task.WhenAll(mirrors.Select(m => m.StopAsync())).WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Stopping at once: the mirrors finish stopping on their own.
+            }
         }
         finally
         {

@@ -72,20 +72,22 @@ public sealed class GroupMembersTests
         var members = new GroupMembers();
         members.ClassicJoined("source", "g", "a", null, 4, "range", null);
         members.ClassicJoined("source", "other", "x", null, 1, "range", null);
-        Assert.False(members.IsMovedMember("g", "a", "target"));
+        Assert.False(members.IsMovedMember("g", "a", 4, "target"));
 
         members.ReadsMovedAway("source", ["g"]);
         members.Gone("source", "g", ["a"]); // the switch removed it from the old group
 
         // Named on either cluster, its membership is one the switch moved; a member of a group that did not move is not.
-        Assert.True(members.IsMovedMember("g", "a", "target"));
-        Assert.True(members.IsMovedMember("g", "a", "source"));
-        Assert.False(members.IsMovedMember("other", "x", "target"));
-        Assert.False(members.IsMovedMember("g", "unknown", "target"));
+        Assert.True(members.IsMovedMember("g", "a", 4, "target"));
+        Assert.True(members.IsMovedMember("g", "a", 4, "source"));
+        Assert.False(members.IsMovedMember("other", "x", 1, "target"));
+        Assert.False(members.IsMovedMember("g", "unknown", 4, "target"));
 
-        // A KIP-848 member keeps its id: once a member of the cluster asked, its epoch there is real again.
+        // The same id admitted on the cluster asked (KIP-848 members keep theirs): at its generation there it is the
+        // current membership; at the one it had before the move it is still the moved one.
         members.ConsumerHeartbeat("target", "g", "a", null, 1);
-        Assert.False(members.IsMovedMember("g", "a", "target"));
-        Assert.True(members.IsMovedMember("g", "a", "source"));
+        Assert.False(members.IsMovedMember("g", "a", 1, "target"));
+        Assert.True(members.IsMovedMember("g", "a", 4, "target"));
+        Assert.True(members.IsMovedMember("g", "a", 1, "source"));
     }
 }
