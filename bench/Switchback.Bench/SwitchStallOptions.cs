@@ -12,12 +12,23 @@ public sealed record SwitchStallOptions(
     TimeSpan Warmup,
     TimeSpan Window,
     int RecordBytes,
-    bool Idempotent)
+    bool Idempotent,
+    int Instances,
+    bool Compare)
 {
+    /// <summary>The fleet size <c>--compare</c> measures against one instance when <c>--instances</c> is not given.</summary>
+    public const int DefaultFleetSize = 3;
+
+    /// <summary>The runs to make: this many instances, or with <c>--compare</c> one instance then the fleet.</summary>
+    public IReadOnlyList<int> Runs => Compare ? [1, FleetSize] : [Instances];
+
+    private int FleetSize => Instances > 1 ? Instances : DefaultFleetSize;
+
     public static SwitchStallOptions Parse(IReadOnlyList<string> args)
     {
-        var options = new SwitchStallOptions(Rate: 20_000, Producers: 4, Partitions: 12, Cycles: 5,
-            Gap: TimeSpan.FromSeconds(4), Warmup: TimeSpan.FromSeconds(3), Window: TimeSpan.FromSeconds(1), RecordBytes: 256, Idempotent: true);
+        var options = new SwitchStallOptions(Rate: 20_000, Producers: 0, Partitions: 12, Cycles: 5,
+            Gap: TimeSpan.FromSeconds(4), Warmup: TimeSpan.FromSeconds(3), Window: TimeSpan.FromSeconds(1), RecordBytes: 256, Idempotent: true,
+            Instances: 1, Compare: false);
         for (var i = 0; i < args.Count; i++)
         {
             string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -35,14 +46,22 @@ public sealed record SwitchStallOptions(
                 "--window-ms" => options with { Window = TimeSpan.FromMilliseconds(Number()) },
                 "--record-bytes" => options with { RecordBytes = Number() },
                 "--no-idempotence" => options with { Idempotent = false },
+                "--instances" => options with { Instances = Number() },
+                "--compare" => options with { Compare = true },
                 _ => throw new ArgumentException($"unknown option '{args[i]}'"),
             };
         }
-        return options;
+        // Producers spread evenly over a fleet's instances; --compare gives the single instance the same producers.
+        return options.Producers > 0 ? options : options with { Producers = options.Compare || options.Instances > 1 ? 2 * options.FleetSize : 4 };
     }
 
     public const string Usage = """
         switch-stall [--rate 20000] [--producers 4] [--partitions 12] [--cycles 5] [--gap-ms 4000]
                      [--warmup-ms 3000] [--window-ms 1000] [--record-bytes 256] [--no-idempotence]
+                     [--instances 1] [--compare]
+          --instances N  N proxy instances in one fleet (control topic on the source cluster); producer i
+                         bootstraps to instance i mod N; switches are called on the first instance, rollbacks
+                         on the second. --producers defaults to 2 per instance then.
+          --compare      one run with 1 instance, then one with the fleet (--instances, default 3), same load
         """;
 }
