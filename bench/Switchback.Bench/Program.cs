@@ -9,7 +9,9 @@ public static class Program
         Switchback.Proxy.Hosting.SocketEventThreads.PreferInlineCompletions();
         if (args.Length == 0 || args[0] is "-h" or "--help")
         {
-            Console.WriteLine($"usage: Switchback.Bench {SwitchStallOptions.Usage}\n       Switchback.Bench {MirrorBenchOptions.Usage}");
+            Console.WriteLine($"usage: Switchback.Bench {SwitchStallOptions.Usage}");
+            Console.WriteLine($"       Switchback.Bench {MirrorBenchOptions.Usage}");
+            Console.WriteLine($"       Switchback.Bench {FleetIdleRun.Usage}");
             return args.Length == 0 ? 2 : 0;
         }
         try
@@ -18,7 +20,8 @@ public static class Program
             {
                 "switch-stall" => await SwitchStallRun.RunAsync(SwitchStallOptions.Parse(args[1..])),
                 "mirror" => await MirrorRun.RunAsync(MirrorBenchOptions.Parse(args[1..])),
-                _ => throw new ArgumentException($"unknown mode '{args[0]}' (switch-stall, mirror)"),
+                "fleet-idle" => await FleetIdleRun.RunAsync(args[1..]),
+                _ => throw new ArgumentException($"unknown mode '{args[0]}' (switch-stall, mirror, fleet-idle)"),
             };
         }
         catch (ArgumentException e)

@@ -68,13 +68,11 @@ public static class SwitchStallRun
             })
             {
                 var at = clock.Elapsed;
-                var uri = new Uri(rig.Instances[calledOn].AdminUri, $"v1/families/{ProxyRig.Family}/{action}");
-                using var response = await http.PostAsync(uri, new StringContent(body, Encoding.UTF8, "application/json"));
+                var (status, text) = await PostAsync(http, new Uri(rig.Instances[calledOn].AdminUri, $"v1/families/{ProxyRig.Family}/{action}"), body);
                 var answered = clock.Elapsed - at;
-                var text = await response.Content.ReadAsStringAsync();
-                if (!response.IsSuccessStatusCode)
+                if (status != 200)
                 {
-                    Console.Error.WriteLine($"{action} on instance {calledOn + 1} failed: {(int)response.StatusCode} {text}");
+                    Console.Error.WriteLine($"{action} on p{calledOn + 1} failed after {answered.TotalMilliseconds:0} ms: {status} {text}");
                     await stop.CancelAsync();
                     threads.ForEach(t => t.Join());
                     return null;
@@ -105,6 +103,20 @@ public static class SwitchStallRun
             }
         }
         return result;
+    }
+
+    /// <summary>Calls the admin API; a call that does not answer in time comes back as status 0.</summary>
+    private static async Task<(int Status, string Text)> PostAsync(HttpClient http, Uri uri, string body)
+    {
+        try
+        {
+            using var response = await http.PostAsync(uri, new StringContent(body, Encoding.UTF8, "application/json"));
+            return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return (0, e.Message);
+        }
     }
 }
 
