@@ -8,10 +8,10 @@ namespace Switchback.Bench;
 /// One fleet switch as the control topic recorded it, in milliseconds after its prepare was appended (each record's
 /// create time, taken by the appending instance's producer): when the first and the last instance answered ready, the
 /// commit, the last applied, and the producer-id mappings shared after the commit (idempotent producers mapped anew
-/// on the new write cluster, each appended before the batch that uses it goes upstream).
+/// on the new write cluster, each appended before the batch that uses it goes upstream): how many, the median and the last.
 /// </summary>
 public sealed record SwitchTimeline(string Action, string Coordinator, long FirstReadyMs, long LastReadyMs, long CommitMs, long LastAppliedMs,
-    int Remaps, long LastRemapMs)
+    int Remaps, long MedianRemapMs, long LastRemapMs)
 {
     /// <summary>Reads the whole control topic from <paramref name="bootstrapServers"/> and lays out each committed switch.</summary>
     public static IReadOnlyList<SwitchTimeline> Read(string bootstrapServers, string topic)
@@ -56,7 +56,8 @@ public sealed record SwitchTimeline(string Action, string Coordinator, long Firs
             return null;
         }
         var nextPrepare = records.FindIndex(commitIndex, r => r.Record is PrepareRecord);
-        var remaps = records.Take(nextPrepare < 0 ? records.Count : nextPrepare).Skip(commitIndex).Where(r => r.Record is ProducerMappingRecord).ToList();
+        var remaps = records.Take(nextPrepare < 0 ? records.Count : nextPrepare).Skip(commitIndex).Where(r => r.Record is ProducerMappingRecord)
+            .Select(r => r.At).Order().ToList();
         long Ms(long at) => at - preparedAt;
         return new SwitchTimeline(prepare.Action, prepare.Coordinator,
             Ms(ofSwitch.Where(r => r.Record is ReadyRecord).Min(r => r.At)),
@@ -64,6 +65,7 @@ public sealed record SwitchTimeline(string Action, string Coordinator, long Firs
             Ms(records[commitIndex].At),
             Ms(ofSwitch.Where(r => r.Record is AppliedRecord).Select(r => r.At).DefaultIfEmpty(records[commitIndex].At).Max()),
             remaps.Count,
-            Ms(remaps.Select(r => r.At).DefaultIfEmpty(records[commitIndex].At).Max()));
+            Ms(remaps.Count > 0 ? remaps[remaps.Count / 2] : records[commitIndex].At),
+            Ms(remaps.Count > 0 ? remaps[^1] : records[commitIndex].At));
     }
 }

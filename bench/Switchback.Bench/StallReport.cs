@@ -23,10 +23,10 @@ public static class StallReport
         {
             Console.WriteLine();
             Console.WriteLine("control log, ms after the prepare was appended (record create times):");
-            Console.WriteLine($"{"action",-9} {"by",4} {"1st ready",10} {"last ready",11} {"commit",7} {"last applied",13} {"remaps",7} {"last remap",11}");
+            Console.WriteLine($"{"action",-9} {"by",4} {"1st ready",10} {"last ready",11} {"commit",7} {"last applied",13} {"remaps",7} {"median remap",13} {"last remap",11}");
             foreach (var t in result.Timelines)
             {
-                Console.WriteLine($"{t.Action,-9} {t.Coordinator,4} {t.FirstReadyMs,10} {t.LastReadyMs,11} {t.CommitMs,7} {t.LastAppliedMs,13} {t.Remaps,7} {t.LastRemapMs,11}");
+                Console.WriteLine($"{t.Action,-9} {t.Coordinator,4} {t.FirstReadyMs,10} {t.LastReadyMs,11} {t.CommitMs,7} {t.LastAppliedMs,13} {t.Remaps,7} {t.MedianRemapMs,13} {t.LastRemapMs,11}");
             }
         }
         Console.WriteLine();
