@@ -24,6 +24,7 @@ public sealed partial class ControlLog : IAsyncDisposable
     private IConsumer<string, byte[]>? _consumer;
     private Thread? _reader;
     private long _next;
+    private IAdminClient? _endOffsets;
     // Completed (and replaced) whenever the read position moves, so waits for a position wake up.
     private TaskCompletionSource _moved = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -63,6 +64,9 @@ public sealed partial class ControlLog : IAsyncDisposable
         };
         ClusterAdmin.ApplySecurity(producerConfig, _cluster.UpstreamSecurity);
         _producer = new ProducerBuilder<string, byte[]>(producerConfig).SetLogHandler(static (_, _) => { }).Build();
+        // The log's end is asked over the producer's connections: the reader's connection to the leader is mostly
+        // parked in a waiting fetch, and a broker answers a connection's requests in order.
+        _endOffsets = new DependentAdminClientBuilder(_producer.Handle).Build();
         var consumerConfig = new ConsumerConfig
         {
             BootstrapServers = BootstrapServers,
@@ -80,6 +84,15 @@ public sealed partial class ControlLog : IAsyncDisposable
         _consumer.Assign(new TopicPartitionOffset(_fleet.Topic, 0, Offset.Beginning));
         _reader = new Thread(Read) { IsBackground = true, Name = "switchback-control-log" };
         _reader.Start();
+        try
+        {
+            // The first query looks the partition's leader up: here (best effort) rather than in the first switch.
+            await EndOffsetAsync().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is KafkaException or TimeoutException)
+        {
+            LogReadFailed(_logger, _fleet.Topic, e.Message);
+        }
         cancellationToken.ThrowIfCancellationRequested();
     }
 
@@ -127,10 +140,18 @@ public sealed partial class ControlLog : IAsyncDisposable
     /// <summary>Completes once every record appended before the call has been read (the log's end at the time of the call).</summary>
     public async Task CaughtUpAsync(CancellationToken cancellationToken)
     {
-        var consumer = _consumer ?? throw new InvalidOperationException("The control log is not started.");
-        var end = await Task.Run(() => consumer.QueryWatermarkOffsets(new TopicPartition(_fleet.Topic, 0), TimeSpan.FromSeconds(10)).High.Value,
-            cancellationToken).ConfigureAwait(false);
+        var end = await EndOffsetAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
         await ReadUpToAsync(end, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The offset the next record appended will get (read-committed, as the reader reads).</summary>
+    private async Task<long> EndOffsetAsync()
+    {
+        var endOffsets = _endOffsets ?? throw new InvalidOperationException("The control log is not started.");
+        var answer = await endOffsets.ListOffsetsAsync(
+            [new TopicPartitionOffsetSpec { TopicPartition = new TopicPartition(_fleet.Topic, 0), OffsetSpec = OffsetSpec.Latest() }],
+            new ListOffsetsOptions { RequestTimeout = TimeSpan.FromSeconds(10), IsolationLevel = IsolationLevel.ReadCommitted }).ConfigureAwait(false);
+        return answer.ResultInfos[0].TopicPartitionOffsetError.Offset.Value;
     }
 
     /// <summary>Completes once the record at <paramref name="offset"/> - 1 (and all before it) has been read.</summary>
@@ -210,6 +231,7 @@ public sealed partial class ControlLog : IAsyncDisposable
         _reader?.Join(TimeSpan.FromSeconds(10));
         _consumer?.Close();
         _consumer?.Dispose();
+        _endOffsets?.Dispose();
         _producer?.Flush(TimeSpan.FromSeconds(5));
         _producer?.Dispose();
         _stop.Dispose();
