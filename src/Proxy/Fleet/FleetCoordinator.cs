@@ -39,6 +39,7 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
     private readonly ConcurrentDictionary<string, FamilyHold> _holds = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, StatusRecord> _statuses = new(StringComparer.Ordinal);
     private readonly Lock _fenceLock = new();
+    private readonly SemaphoreSlim _saving = new(1, 1);
     private List<FamilyHold>? _fence;
     private DateTimeOffset? _fencedSince;
     private long _replayEnd = long.MaxValue;
@@ -377,7 +378,16 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
         Pulse();
     }
 
-    /// <summary>Swaps a committed route in (on the reader thread, so commits apply in log order), then releases and confirms.</summary>
+    /// <summary>
+    /// Swaps a committed route in (on the reader thread, so commits apply in log order) and releases; then persists the
+    /// table and confirms.
+    /// </summary>
+    /// <remarks>
+    /// The commit is durable in the log before any instance reads it, and the log is what a (re)starting instance routes
+    /// by (it reads the log before it serves); <c>routes.json</c> is this instance's cache of it. So the cache is written
+    /// after the release, off the reader thread: the disk's flush neither lengthens the family's pause nor delays the
+    /// records read after the commit (the producer mappings that the first batches after the switch wait for).
+    /// </remarks>
     private void Apply(CommitRecord commit, bool live)
     {
         var route = commit.ToRoute();
@@ -387,16 +397,48 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
             return; // a family this instance is not configured with
         }
         // Same route and epoch with another window: a window's close.
-        if (route.Epoch >= known.Epoch && (route.Route != known.Route || route.Epoch != known.Epoch || route.Window != known.Window))
+        var changed = route.Epoch >= known.Epoch && (route.Route != known.Route || route.Epoch != known.Epoch || route.Window != known.Window);
+        if (changed)
         {
-            var table = _state.Routes.Current.With(route);
-            _store.Save(table);
-            SwitchCoordinator.Swap(_state, table, route);
+            SwitchCoordinator.Swap(_state, _state.Routes.Current.With(route), route);
         }
         ReleaseHold(commit.SwitchId);
-        if (live)
+        if (changed || live)
         {
-            _ = AppendQuietlyAsync(new AppliedRecord(commit.SwitchId, InstanceId));
+            _ = Task.Run(() => PersistAndConfirmAsync(commit.SwitchId, save: changed, confirm: live));
+        }
+    }
+
+    /// <summary>Writes the current table to <c>routes.json</c> (saves run one at a time, each writing the newest table), then appends applied.</summary>
+    private async Task PersistAndConfirmAsync(string switchId, bool save, bool confirm)
+    {
+        if (save)
+        {
+            await _saving.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                _store.Save(_state.Routes.Current);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The route is in force (the log has it); only the local cache is behind until the next save.
+                LogRoutesNotSaved(_logger, e.Message);
+            }
+            finally
+            {
+                _saving.Release();
+            }
+        }
+        if (confirm && !_stop.IsCancellationRequested)
+        {
+            try
+            {
+                await AppendQuietlyAsync(new AppliedRecord(switchId, InstanceId)).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The instance stopped meanwhile: it no longer routes anything to confirm.
+            }
         }
     }
 
@@ -595,6 +637,9 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
 
     [LoggerMessage(EventId = 4314, Level = LogLevel.Warning, Message = "The fleet-wide audit entry was not written: {Error}")]
     private static partial void LogAuditNotWritten(ILogger logger, string error);
+
+    [LoggerMessage(EventId = 4315, Level = LogLevel.Warning, Message = "The routes applied from the control log were not saved to routes.json ({Error}); the log still holds them")]
+    private static partial void LogRoutesNotSaved(ILogger logger, string error);
 }
 
 /// <summary>What the fleet coordination needs of the group membership: who is live, and whether this instance still is.</summary>
