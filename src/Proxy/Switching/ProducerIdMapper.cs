@@ -189,8 +189,10 @@ public sealed class ProducerIdMapper : IAsyncDisposable
     {
         try
         {
-            await local.ConfigureAwait(false);
-            await shared.AppendAsync(new Fleet.ProducerMappingRecord(shared.InstanceId, entry)).ConfigureAwait(false);
+            // Side by side: the batch needs both, neither needs the other (after a switch, each wave of first batches
+            // waits for this).
+            var appended = shared.AppendAsync(new Fleet.ProducerMappingRecord(shared.InstanceId, entry));
+            await Task.WhenAll(local, appended).ConfigureAwait(false);
             durable.TrySetResult();
         }
         catch (Exception e)
