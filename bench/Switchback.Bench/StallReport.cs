@@ -14,10 +14,13 @@ public static class StallReport
 
     public static void PrintRun(StallResult result, SwitchStallOptions options)
     {
-        Console.WriteLine($"{"action",-9} {"called on",9} {"pause ms",9} {"answered ms",12}");
-        foreach (var a in result.Actions)
+        // The last two columns: produce latency of the records sent within the window of that action.
+        Console.WriteLine($"{"action",-9} {"called on",9} {"pause ms",9} {"answered ms",12} {"near p99 ms",12} {"near max ms",12}");
+        for (var i = 0; i < result.Actions.Count; i++)
         {
-            Console.WriteLine($"{a.Action,-9} {$"p{a.CalledOn + 1}",9} {a.PauseMs,9:0.000} {a.Answered.TotalMilliseconds,12:0.0}");
+            var (a, near) = (result.Actions[i], result.AroundByAction[i]);
+            Console.WriteLine($"{a.Action,-9} {$"p{a.CalledOn + 1}",9} {a.PauseMs,9:0.000} {a.Answered.TotalMilliseconds,12:0.0} " +
+                $"{Ms(near, 99),12} {Ms(near.GetMaxValue() / 1000.0),12}");
         }
         if (result.Timelines.Count > 0)
         {
@@ -55,6 +58,11 @@ public static class StallReport
         {
             var pauses = r.Actions.Select(a => a.PauseMs).Order().ToList();
             return $"{Ms(pauses[pauses.Count / 2])} ({Ms(pauses[0])}-{Ms(pauses[^1])})";
+        });
+        Row($"{window}: p99 ms per action, median (min-max)", r =>
+        {
+            var p99s = r.AroundByAction.Select(P99Ms).Order().ToList();
+            return $"{Ms(p99s[p99s.Count / 2])} ({Ms(p99s[0])}-{Ms(p99s[^1])})";
         });
         Row($"{window}: records", r => $"{r.Around.TotalCount:N0}");
         Row($"{window}: p50 / p99 / p99.9 / max ms", r => Percentiles(r.Around));

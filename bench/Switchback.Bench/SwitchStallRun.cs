@@ -97,7 +97,7 @@ public static class SwitchStallRun
             {
                 if (sentAt >= measuredFrom && sentAt <= measuredTo)
                 {
-                    var near = actions.Exists(s => (sentAt - s.At).Duration() <= options.Window);
+                    var near = actions.FindIndex(s => (sentAt - s.At).Duration() <= options.Window);
                     result.Record(producer.Index % instances, near, latency);
                 }
             }
@@ -134,19 +134,24 @@ public sealed class StallResult(int instances, IReadOnlyList<SwitchAction> actio
     public LongHistogram Around { get; } = NewHistogram();
     public LongHistogram Steady { get; } = NewHistogram();
     public IReadOnlyList<LongHistogram> AroundByInstance { get; } = [.. Enumerable.Range(0, instances).Select(_ => NewHistogram())];
+
+    /// <summary>The records sent within the window of each action, in the order of <see cref="Actions"/>.</summary>
+    public IReadOnlyList<LongHistogram> AroundByAction { get; } = [.. actions.Select(_ => NewHistogram())];
     public long Sent => Around.TotalCount + Steady.TotalCount;
     public long Failed { get; set; }
 
     /// <summary>Records the clients could not queue at all (their buffers were full): the run did not keep its rate.</summary>
     public long QueueFull { get; set; }
 
-    public void Record(int instance, bool nearSwitch, TimeSpan latency)
+    /// <summary>Records one delivery; <paramref name="nearAction"/> is the index of the action it was sent near, or -1.</summary>
+    public void Record(int instance, int nearAction, TimeSpan latency)
     {
         var micros = Math.Max(1, (long)latency.TotalMicroseconds);
-        (nearSwitch ? Around : Steady).RecordValue(micros);
-        if (nearSwitch)
+        (nearAction >= 0 ? Around : Steady).RecordValue(micros);
+        if (nearAction >= 0)
         {
             AroundByInstance[instance].RecordValue(micros);
+            AroundByAction[nearAction].RecordValue(micros);
         }
     }
 
