@@ -180,12 +180,17 @@ public static class ConfigValidator
         {
             throw new ConfigException($"{key}:SessionTimeoutMs", $"must be between 1000 and 300000 (was {fleet.SessionTimeoutMs}).");
         }
+        if (fleet.ReadWaitMs is < 1 or > 5000)
+        {
+            throw new ConfigException($"{key}:ReadWaitMs", $"must be between 1 and 5000 (was {fleet.ReadWaitMs}).");
+        }
         if (fleet.InstanceId is { } id && string.IsNullOrWhiteSpace(id))
         {
             throw new ConfigException($"{key}:InstanceId", "must not be empty (omit it for host name and listener port).");
         }
         var instanceId = fleet.InstanceId ?? $"{Environment.MachineName}:{listener.Port}";
-        return new FleetConfig(fleet.Cluster, fleet.Topic, instanceId, TimeSpan.FromMilliseconds(fleet.SessionTimeoutMs));
+        return new FleetConfig(fleet.Cluster, fleet.Topic, instanceId, TimeSpan.FromMilliseconds(fleet.SessionTimeoutMs),
+            TimeSpan.FromMilliseconds(fleet.ReadWaitMs));
     }
 
     private static void Positive(string key, int value)

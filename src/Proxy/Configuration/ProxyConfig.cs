@@ -51,8 +51,9 @@ public sealed record ProxyConfig(
 /// <summary>
 /// Fleet mode: instances coordinate switches through <see cref="Topic"/> on <see cref="Cluster"/> and a group named
 /// after it; an instance that cannot renew its membership within <see cref="SessionTimeout"/> stops routing writes.
+/// Its reader of the topic waits at most <see cref="ReadWait"/> at the broker per fetch.
 /// </summary>
-public sealed record FleetConfig(string Cluster, string Topic, string InstanceId, TimeSpan SessionTimeout)
+public sealed record FleetConfig(string Cluster, string Topic, string InstanceId, TimeSpan SessionTimeout, TimeSpan ReadWait)
 {
     /// <summary>The group whose membership is the list of live instances.</summary>
     public string GroupId => $"{Topic}-fleet";

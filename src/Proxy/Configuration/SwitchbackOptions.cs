@@ -25,6 +25,8 @@ public sealed class FleetOptions
     /// <summary>This instance's name in the fleet (default: host name and listener port).</summary>
     public string? InstanceId { get; set; }
     public int SessionTimeoutMs { get; set; } = 10_000;
+    /// <summary>Longest a read of the control topic waits at the broker for new records (librdkafka's fetch.wait.max.ms).</summary>
+    public int ReadWaitMs { get; set; } = 10;
 }
 
 public sealed class ListenerOptions

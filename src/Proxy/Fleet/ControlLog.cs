@@ -75,8 +75,9 @@ public sealed partial class ControlLog : IAsyncDisposable
             GroupId = _fleet.ReaderGroupId,
             EnableAutoCommit = false,
             EnablePartitionEof = true,
-            // A waiting fetch answers as soon as a record arrives on a broker; the mock clusters wait it out, so keep it short.
-            FetchWaitMaxMs = 10,
+            // A broker answers a waiting fetch as soon as a record arrives, so on a real cluster this only sets how often an
+            // idle instance asks; librdkafka's mock cluster waits it out, so there it bounds every step of a switch.
+            FetchWaitMaxMs = (int)_fleet.ReadWait.TotalMilliseconds,
             IsolationLevel = IsolationLevel.ReadCommitted,
         };
         ClusterAdmin.ApplySecurity(consumerConfig, _cluster.UpstreamSecurity);
