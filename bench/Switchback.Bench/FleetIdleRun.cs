@@ -9,12 +9,12 @@ namespace Switchback.Bench;
 /// </summary>
 public static class FleetIdleRun
 {
-    public const string Usage = "fleet-idle [--instances 3] [--seconds 30]   (CPU of idle instances; --instances 1 is no fleet)";
+    public const string Usage = "fleet-idle [--instances 3] [--seconds 30] [--control-read-wait-ms N]   (CPU of idle instances; --instances 1 is no fleet)";
 
     public static async Task<int> RunAsync(IReadOnlyList<string> args)
     {
-        var (instances, seconds) = Parse(args);
-        await using var rig = await ProxyRig.StartAsync(instances, partitions: 12);
+        var (instances, seconds, readWaitMs) = Parse(args);
+        await using var rig = await ProxyRig.StartAsync(instances, partitions: 12, readWaitMs);
         await Task.Delay(TimeSpan.FromSeconds(5)); // past the joins and the first metadata refreshes
         var cpu = CpuMeter.Start();
         await Task.Delay(TimeSpan.FromSeconds(seconds));
@@ -25,9 +25,9 @@ public static class FleetIdleRun
         return 0;
     }
 
-    private static (int Instances, int Seconds) Parse(IReadOnlyList<string> args)
+    private static (int Instances, int Seconds, int? ReadWaitMs) Parse(IReadOnlyList<string> args)
     {
-        var (instances, seconds) = (3, 30);
+        var (instances, seconds, readWaitMs) = (3, 30, (int?)null);
         for (var i = 0; i < args.Count; i++)
         {
             int Number() => i + 1 < args.Count && int.TryParse(args[++i], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
@@ -41,10 +41,13 @@ public static class FleetIdleRun
                 case "--seconds":
                     seconds = Number();
                     break;
+                case "--control-read-wait-ms":
+                    readWaitMs = Number();
+                    break;
                 default:
                     throw new ArgumentException($"unknown option '{args[i]}'");
             }
         }
-        return (instances, seconds);
+        return (instances, seconds, readWaitMs);
     }
 }

@@ -41,12 +41,13 @@ public sealed class ProxyRig : IAsyncDisposable
     public bool IsFleet => _instances.Count > 1;
 
     /// <summary>Starts the clusters and <paramref name="instances"/> proxies; a fleet is returned once every member sees all the others.</summary>
-    public static async Task<ProxyRig> StartAsync(int instances, int partitions)
+    /// <param name="controlReadWaitMs">The fleet's <c>Fleet:ReadWaitMs</c>; the proxy's default when null.</param>
+    public static async Task<ProxyRig> StartAsync(int instances, int partitions, int? controlReadWaitMs = null)
     {
         var rig = new ProxyRig(partitions, fleet: instances > 1);
         try
         {
-            var configurations = Enumerable.Range(1, instances).Select(i => rig.Configuration(instances > 1 ? $"p{i}" : null)).ToList();
+            var configurations = Enumerable.Range(1, instances).Select(i => rig.Configuration(instances > 1 ? $"p{i}" : null, controlReadWaitMs)).ToList();
             var hosts = configurations.Select(c => ProxyHost.Create(c, logging => logging.ClearProviders().AddConsole().SetMinimumLevel(LogLevel.Error))).ToList();
             rig._instances.AddRange(hosts);
             // Side by side: each join rebalances the group, so one after another would wait out each rebalance.
@@ -77,7 +78,7 @@ public sealed class ProxyRig : IAsyncDisposable
         }
     }
 
-    private IConfiguration Configuration(string? instanceId)
+    private IConfiguration Configuration(string? instanceId, int? controlReadWaitMs)
     {
         var stateDirectory = Path.Combine(Path.GetTempPath(), $"switchback-bench-{Environment.ProcessId}-{instanceId ?? "single"}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(stateDirectory);
@@ -104,6 +105,10 @@ public sealed class ProxyRig : IAsyncDisposable
             settings["Switchback:Fleet:Cluster"] = "source";
             settings["Switchback:Fleet:Topic"] = ControlTopic;
             settings["Switchback:Fleet:InstanceId"] = instanceId;
+            if (controlReadWaitMs is { } wait)
+            {
+                settings["Switchback:Fleet:ReadWaitMs"] = wait.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
         }
         return new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
     }

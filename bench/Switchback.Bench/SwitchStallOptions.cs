@@ -14,7 +14,8 @@ public sealed record SwitchStallOptions(
     int RecordBytes,
     bool Idempotent,
     int Instances,
-    bool Compare)
+    bool Compare,
+    int? ControlReadWaitMs)
 {
     /// <summary>The fleet size <c>--compare</c> measures against one instance when <c>--instances</c> is not given.</summary>
     public const int DefaultFleetSize = 3;
@@ -28,7 +29,7 @@ public sealed record SwitchStallOptions(
     {
         var options = new SwitchStallOptions(Rate: 20_000, Producers: 0, Partitions: 12, Cycles: 5,
             Gap: TimeSpan.FromSeconds(4), Warmup: TimeSpan.FromSeconds(3), Window: TimeSpan.FromSeconds(1), RecordBytes: 256, Idempotent: true,
-            Instances: 1, Compare: false);
+            Instances: 1, Compare: false, ControlReadWaitMs: null);
         for (var i = 0; i < args.Count; i++)
         {
             string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -48,6 +49,7 @@ public sealed record SwitchStallOptions(
                 "--no-idempotence" => options with { Idempotent = false },
                 "--instances" => options with { Instances = Number() },
                 "--compare" => options with { Compare = true },
+                "--control-read-wait-ms" => options with { ControlReadWaitMs = Number() },
                 _ => throw new ArgumentException($"unknown option '{args[i]}'"),
             };
         }
@@ -59,10 +61,12 @@ public sealed record SwitchStallOptions(
     public const string Usage = """
         switch-stall [--rate 20000] [--producers 4] [--partitions 12] [--cycles 5] [--gap-ms 4000]
                      [--warmup-ms 3000] [--window-ms 1000] [--record-bytes 256] [--no-idempotence]
-                     [--instances 1] [--compare]
+                     [--instances 1] [--compare] [--control-read-wait-ms N]
           --instances N  N proxy instances in one fleet (control topic on the source cluster); producer i
                          bootstraps to instance i mod N; switches are called on the first instance, rollbacks
                          on the second. --producers defaults to 1 per instance then.
           --compare      one run with 1 instance, then one with the fleet (--instances, default 3), same load
+          --control-read-wait-ms N  the fleet's Fleet:ReadWaitMs (default: the proxy's, 10); the mock cluster
+                         waits out every read of the control topic that finds nothing new, a real broker does not
         """;
 }

@@ -18,7 +18,8 @@ public static class SwitchStallRun
     {
         Console.WriteLine($"switch-stall: {options.Rate} records/s of {options.RecordBytes} B from {options.Producers} producers " +
             $"(idempotence {(options.Idempotent ? "on" : "off")}) to {options.Partitions} partitions; {options.Cycles} switch/rollback cycles, " +
-            $"{options.Gap.TotalMilliseconds:0} ms apart; proxy instances: {string.Join(", then ", options.Runs)}");
+            $"{options.Gap.TotalMilliseconds:0} ms apart; proxy instances: {string.Join(", then ", options.Runs)}" +
+            (options.ControlReadWaitMs is { } wait ? $"; control topic read wait {wait} ms" : ""));
         var results = new List<StallResult>();
         foreach (var instances in options.Runs)
         {
@@ -40,7 +41,7 @@ public static class SwitchStallRun
     /// <summary>One run on a fresh rig; null when a switch or rollback failed (reported on stderr).</summary>
     private static async Task<StallResult?> MeasureAsync(SwitchStallOptions options, int instances)
     {
-        await using var rig = await ProxyRig.StartAsync(instances, options.Partitions);
+        await using var rig = await ProxyRig.StartAsync(instances, options.Partitions, options.ControlReadWaitMs);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
         Console.WriteLine();
         Console.WriteLine(rig.IsFleet
