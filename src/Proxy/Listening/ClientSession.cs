@@ -61,9 +61,9 @@ public sealed partial class ClientSession
     /// <summary>This connection as the client inventory shows it; <paramref name="closedAt"/> once it has closed.</summary>
     public ClientSnapshot Snapshot(DateTimeOffset? closedAt = null)
     {
-        var idleMs = Math.Max(0, Environment.TickCount64 - Volatile.Read(ref _lastActivity));
+        var lastActiveAt = DateTimeOffset.UtcNow - TimeSpan.FromMilliseconds(Math.Max(0, Environment.TickCount64 - Volatile.Read(ref _lastActivity)));
         return new ClientSnapshot(Id, Principal, Activity.ClientId, Activity.SoftwareName, Activity.SoftwareVersion, Activity.Address,
-            Activity.ConnectedAt, (closedAt ?? DateTimeOffset.UtcNow) - TimeSpan.FromMilliseconds(closedAt is null ? idleMs : 0), closedAt, Activity.Uses);
+            Activity.ConnectedAt, lastActiveAt, closedAt, Activity.Uses);
     }
 
     /// <summary>The client-visible broker this connection was opened to, or null for the bootstrap address.</summary>
