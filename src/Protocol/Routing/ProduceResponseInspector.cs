@@ -65,4 +65,79 @@ public static class ProduceResponseInspector
             return false; // the full decode reports it properly
         }
     }
+
+    /// <summary>
+    /// The partitions an answer carries and how many of them carry an error, read without decoding (any version up to
+    /// 11), and the first error; false when the frame is not a well-formed Produce answer of <paramref name="version"/>.
+    /// </summary>
+    public static bool TryCountErrors(ReadOnlySpan<byte> frame, short version, out int partitions, out int errors, out short firstError)
+    {
+        partitions = 0;
+        errors = 0;
+        firstError = 0;
+        var flexible = version >= 9;
+        try
+        {
+            var reader = new KafkaReader(frame);
+            reader.ReadInt32(); // correlation id
+            if (flexible)
+            {
+                SkipTaggedFields(ref reader);
+            }
+            var topics = reader.ReadArrayLength(flexible);
+            for (var t = 0; t < topics; t++)
+            {
+                reader.ReadStringSpan(flexible, out _);
+                var count = reader.ReadArrayLength(flexible);
+                for (var p = 0; p < count; p++)
+                {
+                    reader.Skip(4); // index
+                    var error = reader.ReadInt16();
+                    if (error != 0)
+                    {
+                        firstError = errors++ == 0 ? error : firstError;
+                    }
+                    partitions++;
+                    reader.Skip(8 + (version >= 2 ? 8 : 0) + (version >= 5 ? 8 : 0)); // base offset, log append time, log start offset
+                    if (version >= 8)
+                    {
+                        var recordErrors = reader.ReadArrayLength(flexible);
+                        for (var e = 0; e < recordErrors; e++)
+                        {
+                            reader.Skip(4);
+                            reader.ReadStringSpan(flexible, out _);
+                            if (flexible)
+                            {
+                                SkipTaggedFields(ref reader);
+                            }
+                        }
+                        reader.ReadStringSpan(flexible, out _); // error message
+                    }
+                    if (flexible)
+                    {
+                        SkipTaggedFields(ref reader);
+                    }
+                }
+                if (flexible)
+                {
+                    SkipTaggedFields(ref reader);
+                }
+            }
+            return true;
+        }
+        catch (KafkaProtocolException)
+        {
+            return false;
+        }
+    }
+
+    private static void SkipTaggedFields(ref KafkaReader reader)
+    {
+        var count = reader.ReadTaggedFieldCount();
+        for (var i = 0; i < count; i++)
+        {
+            reader.ReadUnsignedVarInt(); // tag
+            reader.ReadTaggedFieldBody(out _);
+        }
+    }
 }

@@ -117,7 +117,8 @@ public static class ConfigValidator
                 Patterns($"{key}:TransactionalIds", family.TransactionalIds),
                 ParseRoute(key, family.Write, family.Read, clusterNames, fallback: null),
                 SecurityConfigLoader.AllowedPrincipals($"{key}:AllowedPrincipals", family.AllowedPrincipals),
-                family.MirrorBack));
+                family.MirrorBack,
+                ParseAbortWhen($"{key}:AbortWhen", family.AbortWhen)));
         }
 
         var limits = options.Limits;
@@ -213,6 +214,39 @@ public static class ConfigValidator
             result.Add(new NamePattern(patterns[i]));
         }
         return result;
+    }
+
+    private static AbortCriteria? ParseAbortWhen(string key, AbortWhenOptions? options)
+    {
+        if (options is null)
+        {
+            return null;
+        }
+        if (options.ProduceErrorRatePercent is null && options.ProduceLatencyP99Ms is null && options.StrayWrites is null)
+        {
+            throw new ConfigException(key, "names no criterion: set ProduceErrorRatePercent, ProduceLatencyP99Ms and/or StrayWrites (or remove AbortWhen).");
+        }
+        if (options.ProduceErrorRatePercent is { } rate && (double.IsNaN(rate) || rate <= 0 || rate > 100))
+        {
+            throw new ConfigException($"{key}:ProduceErrorRatePercent", $"must be a percentage above 0 and at most 100, not {rate}.");
+        }
+        if (options.ProduceLatencyP99Ms is { } latency && (double.IsNaN(latency) || latency <= 0))
+        {
+            throw new ConfigException($"{key}:ProduceLatencyP99Ms", $"must be a positive number of milliseconds, not {latency}.");
+        }
+        if (options.StrayWrites is { } stray && stray < 1)
+        {
+            throw new ConfigException($"{key}:StrayWrites", $"must be at least 1 (records written to the old cluster around the proxy), not {stray}.");
+        }
+        if (options.ForSeconds is not { } seconds)
+        {
+            throw new ConfigException($"{key}:ForSeconds", "is required: how long a criterion must hold before the family rolls back.");
+        }
+        if (seconds < 1 || seconds > 3600)
+        {
+            throw new ConfigException($"{key}:ForSeconds", $"must be from 1 to 3600, not {seconds}.");
+        }
+        return new AbortCriteria(options.ProduceErrorRatePercent, options.ProduceLatencyP99Ms, options.StrayWrites, TimeSpan.FromSeconds(seconds));
     }
 
     private static ClusterRoute ParseRoute(string key, string? write, string? read, HashSet<string> clusters, string? fallback)

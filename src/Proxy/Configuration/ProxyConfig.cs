@@ -76,7 +76,14 @@ public sealed record FamilyConfig(
     IReadOnlyList<NamePattern> TransactionalIds,
     ClusterRoute InitialRoute,
     IReadOnlyList<string>? AllowedPrincipals = null,
-    bool MirrorBack = false);
+    bool MirrorBack = false,
+    AbortCriteria? AbortWhen = null);
+
+/// <summary>
+/// When a family rolls itself back: any criterion set holding without a break for <see cref="For"/> while its rollback
+/// window is open. Unset criteria are not evaluated.
+/// </summary>
+public sealed record AbortCriteria(double? ProduceErrorRatePercent, double? ProduceLatencyP99Ms, long? StrayWrites, TimeSpan For);
 
 /// <summary>
 /// Per-broker listening ports: <see cref="BrokerPortStart"/> upwards, or kernel-chosen when 0;

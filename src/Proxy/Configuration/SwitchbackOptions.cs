@@ -112,6 +112,20 @@ public sealed class FamilyOptions
     public List<string> AllowedPrincipals { get; set; } = [];
     /// <summary>While the rollback window is open and writes have moved, copy them back to the origin's write cluster.</summary>
     public bool MirrorBack { get; set; }
+    /// <summary>While the rollback window is open, roll the family back by itself when one of these holds for ForSeconds.</summary>
+    public AbortWhenOptions? AbortWhen { get; set; }
+}
+
+public sealed class AbortWhenOptions
+{
+    /// <summary>Percent of produced partitions answered with an error.</summary>
+    public double? ProduceErrorRatePercent { get; set; }
+    /// <summary>99th percentile of produce latency as the proxy's clients see it.</summary>
+    public double? ProduceLatencyP99Ms { get; set; }
+    /// <summary>Records written to the old write cluster by clients that bypass the proxy.</summary>
+    public long? StrayWrites { get; set; }
+    /// <summary>How long a criterion must hold before the family is rolled back.</summary>
+    public int? ForSeconds { get; set; }
 }
 
 public sealed class RouteOptions

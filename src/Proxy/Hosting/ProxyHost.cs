@@ -91,6 +91,7 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.Services.AddHostedService(sp => sp.GetRequiredService<MirrorSupervisor>());
         builder.Services.AddSingleton<BrokerListeners>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<BrokerListeners>());
+        builder.Services.AddHostedService<AbortMonitor>();
         builder.Services.AddRouting();
 
         // Client connections receive in 32 KiB blocks (see ClientBufferPool), not Kestrel's 4 KiB ones.
@@ -130,6 +131,9 @@ public sealed class ProxyHost : IAsyncDisposable
         var state = app.Services.GetRequiredService<ProxyState>();
         state.BrokerPort = app.Services.GetRequiredService<BrokerListeners>().PortOfAsync;
         state.Stopping = app.Lifetime.ApplicationStopping;
+        registry.AddBeforeCollectCallback(() => state.Metrics.PublishRoutes(
+            state.Routes.Current.Families.Select(f => (f.Family, f.Route.Write, f.Route.Read)),
+            [.. state.Clusters.Select(c => (c.Name, c.View is not null && c.LastError is null))]));
         AdminEndpoints.Map(app);
         // Kestrel configures endpoints when it starts; the option objects are captured by then.
         return new ProxyHost(app, () => kafka, () => admin);

@@ -35,7 +35,7 @@ public sealed partial class ClientSession
         _connection = connection;
         _state = state;
         _logger = logger;
-        Upstreams = new UpstreamPool(state.Config.Limits.UpstreamConnectTimeout, logger, state.Config.Clusters, connection.ConnectionClosed);
+        Upstreams = new UpstreamPool(state.Config.Limits.UpstreamConnectTimeout, logger, state.Config.Clusters, connection.ConnectionClosed, state.Metrics);
         Principal = connection.Items.TryGetValue(Security.ClientTls.PrincipalItem, out var principal) && principal is string name ? name : AnonymousPrincipal;
         Activity = new ClientActivity(connection.RemoteEndPoint?.ToString() ?? "?");
         _dispatcher = new RequestDispatcher(state, this);

@@ -40,6 +40,12 @@ public sealed class PendingResponse : IValueTaskSource<PooledFrame>
     /// <summary>True once the wait has its outcome (answer, failure, timeout or cancellation).</summary>
     internal bool IsDecided => Volatile.Read(ref _decided) != 0;
 
+    /// <summary>When the request was written (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>), when its latency is measured.</summary>
+    internal long SentAt { get; set; }
+
+    /// <summary>The request's API key, when its latency is measured.</summary>
+    internal short ApiKey { get; set; }
+
     /// <summary>Readies a new or returned object for the request sent under <paramref name="correlationId"/> (under the connection's lock).</summary>
     internal void Start(int correlationId)
     {

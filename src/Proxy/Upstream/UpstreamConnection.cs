@@ -52,6 +52,9 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
 
     public string Description { get; }
 
+    /// <summary>Where the time from sending a request to its answer is observed, by the answer's API; null: not measured.</summary>
+    public Metrics.UpstreamLatency? AnswerLatency { get; set; }
+
     /// <summary>Cancelled when the owner (the client session) closes: every wait on this connection then ends.</summary>
     public CancellationToken OwnerClosed { get; }
 
@@ -119,6 +122,11 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
             {
                 pending = _freePending.TryPop(out var free) ? free : new PendingResponse(this);
                 pending.Start(correlationId);
+                if (AnswerLatency is not null)
+                {
+                    pending.SentAt = System.Diagnostics.Stopwatch.GetTimestamp();
+                    pending.ApiKey = BinaryPrimitives.ReadInt16BigEndian(frame.Span);
+                }
                 _pending.Enqueue(pending);
             }
         }
@@ -163,6 +171,7 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
                         throw new KafkaProtocolException(
                             $"Response correlation id {correlationId} does not match the oldest request ({pending?.CorrelationId.ToString() ?? "none pending"}).");
                     }
+                    AnswerLatency?.Observe(pending.ApiKey, pending.SentAt);
                     pending.Complete(frame);
                 }
                 _reader.AdvanceTo(buffer.Start, buffer.End);

@@ -11,7 +11,7 @@ namespace Switchback.Proxy.Upstream;
 /// ends every wait on them when the session closes (one registration per connection, none per request).
 /// </summary>
 public sealed class UpstreamPool(TimeSpan connectTimeout, ILogger logger, IReadOnlyList<ClusterConfig>? clusters = null,
-    CancellationToken sessionClosed = default) : IAsyncDisposable
+    CancellationToken sessionClosed = default, Metrics.ProxyMetrics? metrics = null) : IAsyncDisposable
 {
     private readonly Dictionary<(int Cluster, int Node), UpstreamConnection> _connections = [];
     private bool _disposed;
@@ -36,6 +36,10 @@ public sealed class UpstreamPool(TimeSpan connectTimeout, ILogger logger, IReadO
         }
         var connection = await UpstreamConnection.ConnectAsync(new DnsEndPoint(broker.Host, broker.Port),
             $"{view.ClusterName}/{nodeId}", connectTimeout, logger, cancellationToken, SecurityOf(view.Ordinal), sessionClosed).ConfigureAwait(false);
+        if (metrics is not null)
+        {
+            connection.AnswerLatency = metrics.UpstreamLatency(view.ClusterName);
+        }
         _connections[key] = connection;
         return connection;
     }

@@ -24,6 +24,8 @@ public sealed partial class PartitionHandlers
 {
     // Kafka's own limit is 249; a longer name is not a topic any cluster has, and takes the decoded path.
     private const int MaxTopicNameChars = 256;
+    // The family label of a fetch answer for topics of several families (its bytes are not split).
+    private const string SeveralFamilies = "*";
 
     private byte[]? _transactionalIdUtf8;
     private string? _transactionalId;
@@ -83,6 +85,7 @@ public sealed partial class PartitionHandlers
             return RequestDispatcher.Answer(await ProduceDecodedAsync(context, decoded!, [lane]).ConfigureAwait(false)); // it owns the lane now
         }
         state.Metrics.Routed(ApiKey.Produce, route.Family, route.Route.Write, plan.Partitions);
+        state.Metrics.Produced(route.Family, route.Route.Write, plan.Records, plan.Bytes);
         context.Session.Activity.Used(route.Family, route.Route.Write, Listening.ClientUse.Produce);
         return await RelayProduceAsync(context, route, plan, mapping, acks, lane).ConfigureAwait(false);
     }
@@ -144,7 +147,7 @@ public sealed partial class PartitionHandlers
     }
 
     /// <summary>Where a relayed request goes, and what its records need on the way.</summary>
-    private readonly record struct RelayPlan(ClusterView View, int Leader, int Partitions, bool RewritesBatches);
+    private readonly record struct RelayPlan(ClusterView View, int Leader, int Partitions, bool RewritesBatches, long Records = 0, long Bytes = 0, string? Family = null);
 
     /// <summary>
     /// True when every partition leads on one broker of the family's write cluster, by the current view. Reads only:
@@ -164,6 +167,7 @@ public sealed partial class PartitionHandlers
         var leader = -1;
         var partitions = 0;
         var idempotent = false;
+        long records = 0, bytes = 0;
         while (routing.TryReadTopic(out var topic))
         {
             if (!TryDecodeName(topic.Name, name, out var chars)
@@ -179,6 +183,11 @@ public sealed partial class PartitionHandlers
                     return false;
                 }
                 partitions++;
+                if (!partition.RecordsAreNull)
+                {
+                    bytes += partition.RecordsLength;
+                    records += RecordCounter.Count(body.Span.Slice(partition.RecordsOffset, partition.RecordsLength));
+                }
                 if (mapsProducerIds && !idempotent && !partition.RecordsAreNull)
                 {
                     idempotent = HasIdempotentBatch(body.Slice(partition.RecordsOffset, partition.RecordsLength));
@@ -186,7 +195,7 @@ public sealed partial class PartitionHandlers
             }
         }
         routing.ReadToEnd();
-        plan = new RelayPlan(view, leader, partitions, idempotent);
+        plan = new RelayPlan(view, leader, partitions, idempotent, records, bytes);
         return leader >= 0;
     }
 
@@ -245,7 +254,7 @@ public sealed partial class PartitionHandlers
                 outlineLength = ProduceRequestOutline.Write(body, context.Version, outline);
             }
             answering = true;
-            return AnswerProduceAsync(context.LetGoAfterDispatch(), plan, pending, lane, outline, outlineLength, Stopwatch.GetTimestamp());
+            return AnswerProduceAsync(context.LetGoAfterDispatch(), route.Family, plan, pending, lane, outline, outlineLength, Stopwatch.GetTimestamp());
         }
         finally
         {
@@ -321,7 +330,7 @@ public sealed partial class PartitionHandlers
 
     // Pooled: the client session awaits the answer once, after which the runtime reuses its state machine.
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<PooledFrame> AnswerProduceAsync(DispatchedRequest request, RelayPlan plan, PendingResponse pending, FamilyTraffic.Lane lane,
+    private async ValueTask<PooledFrame> AnswerProduceAsync(DispatchedRequest request, string family, RelayPlan plan, PendingResponse pending, FamilyTraffic.Lane lane,
         byte[]? outline, int outlineLength, long sentAt)
     {
         try
@@ -343,6 +352,7 @@ public sealed partial class PartitionHandlers
             if (outline is null || (frame is not null && ProduceResponseInspector.CanRelayAsIs(frame.Span, request.Version)))
             {
                 // Before v10 nothing in a Produce answer names a broker: relayed as is, as a broker answers.
+                RecordRelayedProduce(family, frame!, request.Version, plan.Partitions, knownClean: outline is not null, request.ReceivedAt);
                 BinaryPrimitives.WriteInt32BigEndian(frame!.Span, request.CorrelationId);
                 return frame;
             }
@@ -359,6 +369,24 @@ public sealed partial class PartitionHandlers
                 ArrayPool<byte>.Shared.Return(outline);
             }
         }
+    }
+
+    /// <summary>
+    /// The outcome of a produce answer relayed as is, for one family: clean when the inspection that let it through
+    /// found no error, else counted from its bytes.
+    /// </summary>
+    private void RecordRelayedProduce(string family, PooledFrame frame, short version, int partitions, bool knownClean, long receivedAt)
+    {
+        var errors = 0;
+        if (!knownClean && ProduceResponseInspector.TryCountErrors(frame.Span, version, out var answered, out errors, out var firstError))
+        {
+            partitions = answered;
+            if (errors > 0)
+            {
+                state.Metrics.ErrorAnswered(ApiKey.Produce, family, firstError, errors);
+            }
+        }
+        state.Metrics.ProduceAnswered(family, partitions, errors, receivedAt);
     }
 
     /// <summary>
@@ -449,6 +477,7 @@ public sealed partial class PartitionHandlers
         ClusterView? view = null;
         var leader = -1;
         var partitions = 0;
+        string? family = null;
         while (routing.TryReadTopic(out var topic))
         {
             scoped ReadOnlySpan<char> name;
@@ -471,6 +500,7 @@ public sealed partial class PartitionHandlers
             var route = context.Routes.ForTopic(name);
             var cluster = route.Route.Read;
             context.Session.Activity.Used(route.Family, cluster, Listening.ClientUse.Fetch);
+            family = family is null || ReferenceEquals(family, route.Family) ? route.Family : SeveralFamilies;
             if (view is null)
             {
                 if (FreshView(cluster) is not { } fresh)
@@ -500,7 +530,7 @@ public sealed partial class PartitionHandlers
         {
             return false;
         }
-        plan = new RelayPlan(view, leader, partitions, RewritesBatches: false);
+        plan = new RelayPlan(view, leader, partitions, RewritesBatches: false, Family: family);
         return true;
     }
 
@@ -523,11 +553,13 @@ public sealed partial class PartitionHandlers
             if (original is null)
             {
                 // Before v11 nothing in a Fetch answer names a broker or a topic id, and a sessionless fetch is answered with session id 0.
+                state.Metrics.Fetched(plan.Family ?? SeveralFamilies, plan.View.ClusterName, frame!.Length);
                 BinaryPrimitives.WriteInt32BigEndian(frame!.Span, request.CorrelationId);
                 return frame;
             }
             if (frame is not null && FetchResponseRewriter.TryRewriteInPlace(frame.Span, request.Version, new ClientTopicIds(state, plan.View)))
             {
+                state.Metrics.Fetched(plan.Family ?? SeveralFamilies, plan.View.ClusterName, frame.Length);
                 BinaryPrimitives.WriteInt32BigEndian(frame.Span, request.CorrelationId);
                 return frame;
             }

@@ -1,5 +1,6 @@
 using Switchback.Protocol;
 using Switchback.Protocol.Messages;
+using Switchback.Protocol.Records;
 using Switchback.Protocol.Routing;
 using Switchback.Proxy.Upstream;
 
@@ -138,6 +139,8 @@ public sealed partial class PartitionHandlers(ProxyState state)
             var family = routes.ForTopic(topic.Name);
             var cluster = family.Route.Write;
             state.Metrics.Routed(ApiKey.Produce, family.Family, cluster, topic.PartitionData.Count);
+            state.Metrics.Produced(family.Family, cluster, topic.PartitionData.Sum(p => p.Records is { } r ? RecordCounter.Count(r.Span) : 0),
+                topic.PartitionData.Sum(p => (long)(p.Records?.Length ?? 0)));
             context.Session.Activity.Used(family.Family, cluster, Listening.ClientUse.Produce);
             foreach (var partition in topic.PartitionData)
             {
@@ -190,10 +193,6 @@ public sealed partial class PartitionHandlers(ProxyState state)
         {
             return null;
         }
-        if (relayed && context.Version < 10 && calls.Values.First().Call is { Pending: { } pending })
-        {
-            return Forwarding.RestoreCorrelationAsync(pending, context.CorrelationId, Timeout, context.Session.Closed);
-        }
         if (relayed)
         {
             return RelayOrMergeProduceAsync(context, request, calls.Values.First().Call);
@@ -205,8 +204,12 @@ public sealed partial class PartitionHandlers(ProxyState state)
     private async Task<PooledFrame> RelayOrMergeProduceAsync(RequestContext context, ProduceRequest request, UpstreamCall call)
     {
         var frame = await call.FrameAsync(context, Timeout).ConfigureAwait(false);
-        if (frame is not null && ProduceResponseInspector.CanRelayAsIs(frame.Span, context.Version))
+        if (frame is not null && ProduceResponseInspector.CanRelayAsIs(frame.Span, context.Version)
+            && (context.Version >= 9 || request.TopicData.Select(t => context.Routes.ForTopic(t.Name)).Distinct().Count() == 1))
         {
+            // Clean from v9 (the inspection found no error); before, one family's answer is counted from its bytes.
+            RecordRelayedProduce(context.Routes.ForTopic(request.TopicData[0].Name).Family, frame, context.Version,
+                request.TopicData.Sum(t => t.PartitionData.Count), knownClean: context.Version >= 9, context.ReceivedAt);
             call.Detach();
             System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.Span, context.CorrelationId);
             return frame;
@@ -277,11 +280,35 @@ public sealed partial class PartitionHandlers(ProxyState state)
                 }
                 merged.Responses.Add(topicResponse);
             }
+            RecordProduceOutcomes(context, merged);
             return context.Respond(merged);
         }
         finally
         {
             UpstreamCall.DisposeAll([.. calls.Select(c => c.Call)]);
+        }
+    }
+
+    /// <summary>A merged produce answer's outcome per family: errors by code, and the latency its client saw.</summary>
+    private void RecordProduceOutcomes(RequestContext context, ProduceResponse merged)
+    {
+        foreach (var family in merged.Responses.GroupBy(t => context.Routes.ForTopic(t.Name).Family, StringComparer.Ordinal))
+        {
+            var partitions = 0;
+            var errors = 0;
+            foreach (var topic in family)
+            {
+                foreach (var partition in topic.PartitionResponses)
+                {
+                    partitions++;
+                    if (partition.ErrorCode != 0)
+                    {
+                        errors++;
+                        state.Metrics.ErrorAnswered(ApiKey.Produce, family.Key, partition.ErrorCode);
+                    }
+                }
+            }
+            state.Metrics.ProduceAnswered(family.Key, partitions, errors, context.ReceivedAt);
         }
     }
 
@@ -461,6 +488,11 @@ public sealed partial class PartitionHandlers(ProxyState state)
                     topicResponse.Partitions.Add(result);
                 }
                 merged.Responses.Add(topicResponse);
+                if (name is not null)
+                {
+                    var route = context.Routes.ForTopic(name);
+                    state.Metrics.Fetched(route.Family, route.Route.Read, topicResponse.Partitions.Sum(p => (long)(p.Records?.Length ?? 0)));
+                }
             }
             return context.Respond(merged);
         }

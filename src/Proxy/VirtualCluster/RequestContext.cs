@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Switchback.Protocol;
 using Switchback.Proxy.Listening;
 using Switchback.Proxy.Routing;
@@ -16,13 +17,14 @@ public sealed class RequestContext
     private int _bodyOffset;
     private List<Task>? _upstreamSettled;
 
-    public RequestContext(ClientSession session, PooledFrame frame, RequestHeader header, int bodyOffset, RouteTable routes)
+    public RequestContext(ClientSession session, PooledFrame frame, RequestHeader header, int bodyOffset, RouteTable routes, long receivedAt = 0)
     {
         Session = session;
         Frame = frame;
         Header = header;
         _bodyOffset = bodyOffset;
         Routes = routes;
+        ReceivedAt = receivedAt != 0 ? receivedAt : Stopwatch.GetTimestamp();
     }
 
     public ClientSession Session { get; }
@@ -33,6 +35,9 @@ public sealed class RequestContext
     public int CorrelationId => Header.CorrelationId;
     public ReadOnlyMemory<byte> Body => Frame.Memory[_bodyOffset..];
     public RouteTable Routes { get; private set; }
+
+    /// <summary>When dispatch began (<see cref="Stopwatch.GetTimestamp"/>): the start of the latency a client sees, less its time on the wire.</summary>
+    public long ReceivedAt { get; private set; }
 
     /// <summary>The upstream requests this request has sent, settled when each broker answers or its connection fails.</summary>
     public List<Task> UpstreamSettled => _upstreamSettled ??= [];
@@ -52,7 +57,7 @@ public sealed class RequestContext
     internal DispatchedRequest LetGoAfterDispatch()
     {
         IsLetGo = true;
-        return new DispatchedRequest(Session, Frame, Header, _bodyOffset, Routes);
+        return new DispatchedRequest(Session, Frame, Header, _bodyOffset, Routes, ReceivedAt);
     }
 
     /// <summary>Readies a context let go of for the connection's next request (called by its dispatcher only).</summary>
@@ -62,6 +67,7 @@ public sealed class RequestContext
         Header = header;
         _bodyOffset = bodyOffset;
         Routes = routes;
+        ReceivedAt = Stopwatch.GetTimestamp();
         _upstreamSettled = null;
         IsLetGo = false;
     }
@@ -72,10 +78,10 @@ public sealed class RequestContext
 /// its own is made only when that work needs one (an answer that must be merged). The frame has gone back to the
 /// pool by then, as with any context after dispatch.
 /// </summary>
-internal readonly record struct DispatchedRequest(ClientSession Session, PooledFrame Frame, RequestHeader Header, int BodyOffset, RouteTable Routes)
+internal readonly record struct DispatchedRequest(ClientSession Session, PooledFrame Frame, RequestHeader Header, int BodyOffset, RouteTable Routes, long ReceivedAt)
 {
     public short Version => Header.ApiVersion;
     public int CorrelationId => Header.CorrelationId;
 
-    public RequestContext ToContext() => new(Session, Frame, Header, BodyOffset, Routes);
+    public RequestContext ToContext() => new(Session, Frame, Header, BodyOffset, Routes, ReceivedAt);
 }

@@ -42,6 +42,36 @@ public sealed class ProduceResponseInspectorTests
         Assert.False(ProduceResponseInspector.CanRelayAsIs(frame.AsSpan(0, frame.Length - 2), 10));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)]
+    [InlineData(5)]
+    [InlineData(8)]
+    [InlineData(9)]
+    [InlineData(10)]
+    [InlineData(11)]
+    public void Errors_AreCountedFromTheBytes_InEveryVersion(short version)
+    {
+        var answer = Answer();
+        answer.Responses[0].PartitionResponses[1].ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
+        answer.Responses[1].PartitionResponses[0].ErrorCode = (short)ErrorCode.RequestTimedOut;
+        if (version >= 10)
+        {
+            answer.Responses[0].PartitionResponses[1].CurrentLeader = new ProduceResponse.LeaderIdAndEpoch { LeaderId = 2, LeaderEpoch = 3 };
+            answer.NodeEndpoints.Add(new ProduceResponse.NodeEndpoint { NodeId = 2, Host = "10.1.2.3", Port = 9092 });
+        }
+        var partitions = answer.Responses.Sum(t => t.PartitionResponses.Count);
+        Assert.True(ProduceResponseInspector.TryCountErrors(Frame(answer, version), version, out var counted, out var errors, out var first));
+        Assert.Equal(partitions, counted);
+        Assert.Equal(2, errors);
+        Assert.Equal((short)ErrorCode.NotLeaderOrFollower, first);
+
+        Assert.True(ProduceResponseInspector.TryCountErrors(Frame(Answer(), version), version, out counted, out errors, out _));
+        Assert.Equal((partitions, 0), (counted, errors));
+        var truncated = Frame(answer, version);
+        Assert.False(ProduceResponseInspector.TryCountErrors(truncated.AsSpan(0, 12), version, out _, out _, out _));
+    }
+
     private static ProduceResponse Answer()
     {
         var answer = new ProduceResponse { ThrottleTimeMs = 0 };

@@ -40,6 +40,7 @@ public sealed class SwitchingRig : IAsyncDisposable
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
 
     private readonly int? _port;
+    private IReadOnlyDictionary<string, string?>? _settings;
 
     private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts, string? readToken = null, bool mirrorBack = false)
     {
@@ -93,10 +94,11 @@ public sealed class SwitchingRig : IAsyncDisposable
     /// <paramref name="groupFronts"/> each cluster's brokers are reached through a <see cref="GroupApisFront"/>, which
     /// among other things writes the offsets of committed transactions to their groups (the mock only pretends to).
     /// </summary>
+    /// <param name="settings">More configuration (keys under <c>Switchback:</c>, e.g. <c>Families:0:Owner</c>), added to the rig's own.</param>
     public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null, bool fixedPorts = false, bool groupFronts = false,
-        string? readToken = null, bool mirrorBack = false)
+        string? readToken = null, bool mirrorBack = false, IReadOnlyDictionary<string, string?>? settings = null)
     {
-        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken, mirrorBack);
+        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken, mirrorBack) { _settings = settings };
         try
         {
             await rig.StartHostAsync();
@@ -133,6 +135,10 @@ public sealed class SwitchingRig : IAsyncDisposable
             ["Switchback:Default:Write"] = "source",
             ["Switchback:Default:Read"] = "source",
         };
+        foreach (var (key, value) in _settings ?? new Dictionary<string, string?>())
+        {
+            settings[$"Switchback:{key}"] = value;
+        }
         return new ConfigurationBuilder().AddInMemoryCollection(settings.Where(s => s.Value is not null)).Build();
     }
 
