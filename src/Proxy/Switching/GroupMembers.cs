@@ -36,6 +36,7 @@ public sealed class GroupMembers
 {
     internal const int MaxGroups = 100_000;
     internal const int MaxMembersPerGroup = 10_000;
+    private const int MaxMovedGenerations = 1_000;
 
     private readonly ConcurrentDictionary<string, GroupEntry> _groups = new(StringComparer.Ordinal);
 
@@ -73,6 +74,11 @@ public sealed class GroupMembers
                     entry.Moved.Clear(); // bounded: the oldest moves are the least likely to be named again
                 }
                 entry.Moved.UnionWith(members.Keys);
+                if (entry.MovedGenerations.Count >= MaxMovedGenerations)
+                {
+                    entry.MovedGenerations.Clear();
+                }
+                entry.MovedGenerations.UnionWith(members.Values.Select(m => m.Generation));
             }
         }
     }
@@ -94,6 +100,25 @@ public sealed class GroupMembers
         {
             return entry.Moved.Contains(memberId)
                 && !(entry.Clusters.TryGetValue(cluster, out var members) && members.TryGetValue(memberId, out var current) && current.Generation == generation);
+        }
+    }
+
+    /// <summary>
+    /// Whether a commit without a member id at <paramref name="generation"/> names a membership a read switch moved away:
+    /// a classic client that lost its membership (librdkafka clears its member id as it rejoins) still sends the
+    /// generation it had, which was handed out on the cluster the group left. True when that generation was one of a
+    /// moved membership and no member the proxy knows on <paramref name="cluster"/> has it.
+    /// </summary>
+    public bool IsMovedGeneration(string group, int generation, string cluster)
+    {
+        if (generation < 0 || !_groups.TryGetValue(group, out var entry))
+        {
+            return false;
+        }
+        lock (entry.Gate)
+        {
+            return entry.MovedGenerations.Contains(generation)
+                && !(entry.Clusters.TryGetValue(cluster, out var members) && members.Values.Any(m => m.Generation == generation));
         }
     }
 
@@ -206,6 +231,9 @@ public sealed class GroupMembers
 
         // Member ids a read switch moved away from their cluster (see ReadsMovedAway).
         public readonly HashSet<string> Moved = new(StringComparer.Ordinal);
+
+        // Generations those moved memberships had (see IsMovedGeneration).
+        public readonly HashSet<int> MovedGenerations = [];
 
         public Dictionary<string, GroupMember> MembersOn(string cluster)
         {

@@ -339,10 +339,13 @@ public sealed class CoordinatorHandlers(ProxyState state)
     /// After a read switch the consumer of a consume-transform-produce pipeline keeps its old cluster's member id and
     /// generation until it notices and rejoins; its producer sends them with the offsets, and the group's coordinator
     /// would refuse the transaction for them (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION). Only memberships a switch moved
-    /// are sent without: any other stale member is still fenced by the coordinator, as KIP-447 intends.
+    /// are sent without: any other stale member is still fenced by the coordinator, as KIP-447 intends. A client that
+    /// has already dropped its member id to rejoin still names the moved generation, and is treated the same.
     /// </summary>
     private bool NamesMovedMember(TxnOffsetCommitRequest commit, string cluster) =>
-        !string.IsNullOrEmpty(commit.MemberId) && state.GroupMembers.IsMovedMember(commit.GroupId, commit.MemberId, commit.GenerationId, cluster);
+        string.IsNullOrEmpty(commit.MemberId)
+            ? state.GroupMembers.IsMovedGeneration(commit.GroupId, commit.GenerationId, cluster)
+            : state.GroupMembers.IsMovedMember(commit.GroupId, commit.MemberId, commit.GenerationId, cluster);
 
     /// <summary>A client initialised a transactional id on a cluster: its producer id is that cluster's own from now on.</summary>
     private async Task<PooledFrame> RecordInitializedAsync(RequestContext context, Task<PooledFrame> response, string transactionalId, string cluster, int transactionTimeoutMs)

@@ -90,4 +90,26 @@ public sealed class GroupMembersTests
         Assert.True(members.IsMovedMember("g", "a", 4, "target"));
         Assert.True(members.IsMovedMember("g", "a", 1, "source"));
     }
+
+    [Fact]
+    public void AGenerationOfAMovedMembership_NamedWithoutAMemberId_IsMoved_UnlessAMemberHasItOnTheClusterAsked()
+    {
+        var members = new GroupMembers();
+        members.ClassicJoined("target", "g", "a", null, 2, "range", null);
+        members.ClassicJoined("source", "g", "b", null, 1, "range", null);
+        Assert.False(members.IsMovedGeneration("g", 2, "source"));
+
+        // A rollback moves the group's reads away from target; its client, rejoining, has dropped its member id but
+        // still names generation 2, which means nothing on source.
+        members.ReadsMovedAway("target", ["g"]);
+        Assert.True(members.IsMovedGeneration("g", 2, "source"));
+        Assert.False(members.IsMovedGeneration("g", 1, "source")); // never a moved generation
+        Assert.False(members.IsMovedGeneration("g", -1, "source"));
+        Assert.False(members.IsMovedGeneration("other", 2, "source"));
+
+        // Once a member of the group on source has generation 2, a commit naming it is that membership's.
+        members.ClassicJoined("source", "g", "c", null, 2, "range", null);
+        Assert.False(members.IsMovedGeneration("g", 2, "source"));
+        Assert.True(members.IsMovedGeneration("g", 2, "elsewhere"));
+    }
 }

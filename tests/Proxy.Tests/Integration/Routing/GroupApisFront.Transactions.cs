@@ -30,7 +30,7 @@ public enum TransactionalOffsetsOutcome
 }
 
 /// <summary>What a front did with the offsets of one or more transactions (ids comma-separated) for one group.</summary>
-public sealed record TransactionalOffsetsReceipt(string TransactionalIds, string Group, int Partitions, TransactionalOffsetsOutcome Outcome, ErrorCode Error);
+public sealed record TransactionalOffsetsReceipt(string TransactionalIds, string Group, int Partitions, TransactionalOffsetsOutcome Outcome, ErrorCode Error, string? Detail = null);
 
 /// <summary>
 /// Transactional offsets. What follows is a hand-made stand-in for broker behaviour librdkafka's mock lacks, not the
@@ -117,14 +117,17 @@ public sealed partial class GroupApisFront
             return null;
         }
         ErrorCode error;
+        string detail;
         if (!_groups.TryGetValue(commit.GroupId, out var group))
         {
             error = ErrorCode.IllegalGeneration;
+            detail = $"member {commit.MemberId} generation {commit.GenerationId}: group unknown here";
         }
         else
         {
             lock (group)
             {
+                detail = $"member {commit.MemberId} generation {commit.GenerationId}: group {group.State} generation {group.Generation} members [{string.Join(", ", group.Members.Keys)}]";
                 error = group.Kip848 ? ErrorCode.None
                     : group.Generation < 0 ? ErrorCode.IllegalGeneration
                     : !string.IsNullOrEmpty(commit.MemberId) && !group.Members.ContainsKey(commit.MemberId) ? ErrorCode.UnknownMemberId
@@ -137,7 +140,7 @@ public sealed partial class GroupApisFront
             return null;
         }
         TransactionalOffsets.Enqueue(new TransactionalOffsetsReceipt(commit.TransactionalId, commit.GroupId,
-            commit.Topics.Sum(t => t.Partitions.Count), TransactionalOffsetsOutcome.Refused, error));
+            commit.Topics.Sum(t => t.Partitions.Count), TransactionalOffsetsOutcome.Refused, error, $"{DateTime.UtcNow:HH:mm:ss.fff} {detail}"));
         return Encode(request, new TxnOffsetCommitResponse
         {
             Topics = [.. commit.Topics.Select(t => new TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic
