@@ -436,6 +436,8 @@
 
   function renderRates(now) {
     const byKind = rates();
+    // The x axis spans what has been sampled, up to the whole window, so a fresh page shows its first minutes.
+    const span = Math.min(RATE_WINDOW_MS, Math.max(30000, now - state.samples[0].t));
     const families = [...new Set([...byKind.values()].flatMap(k => [...k.series.keys()].map(key => key.split('\u0000')[0])))].sort();
     const clusters = [...state.clusters].sort();
     const note = $('#rates-note');
@@ -447,7 +449,7 @@
       return;
     }
     const metrics = [...byKind.values()].map(k => k.metric);
-    note.textContent = `Per family and cluster over the last ${RATE_WINDOW_MS / 60000} minutes, from /metrics (${[...new Set(metrics)].join(', ')}).`;
+    note.textContent = `Per family and cluster over the last ${duration(span)} (up to ${duration(RATE_WINDOW_MS)}), from /metrics (${[...new Set(metrics)].join(', ')}).`;
     const charts = [];
     for (const family of families) {
       const group = el('div', { class: 'rate-family', 'data-family': family }, el('h3', {}, family));
@@ -460,7 +462,7 @@
           .filter(([key]) => key.split('\u0000')[0] === family)
           .map(([key, points]) => ({ cluster: key.split('\u0000')[1], points }));
         if (series.length > 0) {
-          group.append(chart(family, kind, data.unit, series, clusters, now));
+          group.append(chart(family, kind, data.unit, series, clusters, now, span));
         }
       }
       charts.push(group);
@@ -468,7 +470,11 @@
     $('#rates').replaceChildren(...charts);
   }
 
-  function chart(family, kind, unit, series, clusters, now) {
+  function duration(ms) {
+    return ms >= 120000 ? `${Math.round(ms / 60000)} minutes` : `${Math.round(ms / 1000)} s`;
+  }
+
+  function chart(family, kind, unit, series, clusters, now, span) {
     const width = 460;
     const height = 150;
     const left = 56;
@@ -477,9 +483,9 @@
     const bottom = 22;
     const peak = Math.max(0, ...series.flatMap(s => s.points.map(p => p.rate)));
     const yMax = niceCeiling(peak);
-    const x = t => left + ((t - (now - RATE_WINDOW_MS)) / RATE_WINDOW_MS) * (width - left - right);
+    const x = t => left + ((t - (now - span)) / span) * (width - left - right);
     const y = v => top + (1 - v / yMax) * (height - top - bottom);
-    const label = `${kind.title} rate of ${family} per cluster, last ${RATE_WINDOW_MS / 60000} minutes, in ${unit}`;
+    const label = `${kind.title} rate of ${family} per cluster, last ${duration(span)}, in ${unit}`;
     const figure = el('figure', { class: 'chart', 'data-kind': kind.id });
     const drawing = svg('svg', { viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': label },
       svg('title', {}, label),
@@ -489,7 +495,7 @@
       svg('text', { class: 'tick', x: left - 4, y: top + 8, 'text-anchor': 'end' }, formatRate(yMax)),
       svg('text', { class: 'tick', x: left - 4, y: y(yMax / 2) + 4, 'text-anchor': 'end' }, formatRate(yMax / 2)),
       svg('text', { class: 'tick', x: left - 4, y: y(0), 'text-anchor': 'end' }, '0'),
-      svg('text', { class: 'tick', x: left, y: height - 6 }, `${RATE_WINDOW_MS / 60000} min ago`),
+      svg('text', { class: 'tick', x: left, y: height - 6 }, `${duration(span)} ago`),
       svg('text', { class: 'tick', x: width - right, y: height - 6, 'text-anchor': 'end' }, 'now'),
       series.map(s => {
         const last = s.points[s.points.length - 1].rate;
@@ -619,7 +625,7 @@
     box.dataset.status = String(answer.status);
     const failed = answer.json && (Array.isArray(answer.json.failed) ? answer.json.failed
       : Array.isArray(answer.json.gates) && answer.status === 409 ? answer.json.gates.filter(g => g.passed === false || g.status === 'red') : []);
-    box.replaceChildren(
+    box.replaceChildren(...[
       el('p', { class: `answer-status ${answer.ok ? 'ok' : 'failed'}` },
         `POST /${path} answered ${answer.status || 'nothing'} ${answer.statusText || ''}`,
         answer.json && answer.json.error ? `: ${answer.json.error}` : ''),
@@ -627,7 +633,8 @@
         ? el('ul', { class: 'gates' }, failed.map(g => gateItem('answer', { ...g, status: g.status || 'red' })))
         : null,
       el('details', { open: true }, el('summary', {}, 'Answer'),
-        el('pre', {}, answer.json ? JSON.stringify(answer.json, null, 2) : answer.text || '(empty)')));
+        el('pre', {}, answer.json ? JSON.stringify(answer.json, null, 2) : answer.text || '(empty)')),
+    ].filter(Boolean));
   }
 
   // --- wiring ----------------------------------------------------------------------------------------------------
