@@ -4,6 +4,8 @@
 
 (() => {
   const REFRESH_MS = 2500;
+  // A scorecard may be evaluated on request against both clusters: ask for it less often than for the rest.
+  const SCORECARD_REFRESH_MS = 10000;
   const RATE_WINDOW_MS = 5 * 60 * 1000;
   const TOKEN_KEY = 'switchback.adminToken';
   const GATES = ['data-parity', 'offset-parity', 'client-routing', 'source-readiness', 'decision-authority'];
@@ -43,6 +45,7 @@
     timer: 0,
     refreshing: false,
     refreshAgain: false,
+    scorecards: null, // {names, answers, at}
   };
 
   const $ = selector => document.querySelector(selector);
@@ -180,12 +183,19 @@
     $('#auth').hidden = true;
     state.families = families.json;
     const names = state.families.map(f => f.name);
+    const previous = state.scorecards;
+    const scorecardsDue = !previous || Date.now() - previous.at >= SCORECARD_REFRESH_MS || previous.names.join('\u0000') !== names.join('\u0000');
     const [windows, scorecards, audit, clients] = await Promise.all([
       Promise.all(names.map(n => api('GET', `v1/families/${encodeURIComponent(n)}/window`))),
-      Promise.all(names.map(n => api('GET', `v1/families/${encodeURIComponent(n)}/scorecard`).catch(e => ({ status: 0, ok: false, statusText: e.message })))),
+      scorecardsDue
+        ? Promise.all(names.map(n => api('GET', `v1/families/${encodeURIComponent(n)}/scorecard`).catch(e => ({ status: 0, ok: false, statusText: e.message }))))
+        : previous.answers,
       api('GET', 'v1/audit?limit=50'),
       api('GET', 'v1/clients'),
     ]);
+    if (scorecardsDue) {
+      state.scorecards = { names, answers: scorecards, at: Date.now() };
+    }
     state.windows = new Map(names.map((n, i) => [n, windows[i].ok ? windows[i].json : null]));
     renderFamilies();
     renderGates(names, scorecards);
@@ -613,6 +623,7 @@
       answer = { status: 0, statusText: e.message, ok: false, json: null, text: '' };
     }
     renderAnswer(path, answer);
+    state.scorecards = null;
     if (needsToken(answer)) {
       askForToken(answer);
     }
