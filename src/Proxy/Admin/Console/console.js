@@ -317,7 +317,7 @@
   function renderClients(answer) {
     const tbody = $('#clients tbody');
     if (!answer.ok || !Array.isArray(answer.json)) {
-      show(tbody, 'clients', { status: answer.status }, () => el('tr', {}, el('td', { colspan: 8 }, `Client inventory unavailable (HTTP ${answer.status}).`)));
+      show(tbody, 'clients', { status: answer.status }, () => el('tr', {}, el('td', { colspan: 9 }, `Client inventory unavailable (HTTP ${answer.status}).`)));
       return;
     }
     // Open connections first, then the most recently active.
@@ -327,10 +327,11 @@
     const shown = clients.slice(0, MAX_CLIENT_ROWS);
     show(tbody, 'clients', shown.concat([clients.length]), () => {
       if (clients.length === 0) {
-        return el('tr', {}, el('td', { colspan: 8 }, 'No client connections yet.'));
+        return el('tr', {}, el('td', { colspan: 9 }, 'No client connections yet.'));
       }
       const rows = shown.map(c => el('tr', { 'data-client-id': c.clientId || '', class: c.closedAt ? 'closed' : 'open' },
         el('td', {}, c.clientId || '(none)'),
+        el('td', {}, c.principal || ''),
         el('td', {}, [c.softwareName, c.softwareVersion].filter(Boolean).join(' ') || 'not sent'),
         el('td', {}, c.address || ''),
         el('td', {}, c.instance || ''),
@@ -339,7 +340,7 @@
         el('td', {}, time(c.lastActiveAt)),
         el('td', {}, c.closedAt ? time(c.closedAt) : 'open')));
       if (clients.length > shown.length) {
-        rows.push(el('tr', {}, el('td', { colspan: 8 }, `and ${clients.length - shown.length} more (see GET /v1/clients)`)));
+        rows.push(el('tr', {}, el('td', { colspan: 9 }, `and ${clients.length - shown.length} more (see GET /v1/clients)`)));
       }
       return rows;
     });
