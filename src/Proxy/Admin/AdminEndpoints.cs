@@ -35,6 +35,7 @@ public static class AdminEndpoints
                 : Results.Text(string.Join("\n", problems), statusCode: StatusCodes.Status503ServiceUnavailable);
         });
         app.MapMetrics("/metrics", app.Services.GetRequiredService<CollectorRegistry>());
+        ConsoleAssets.Map(app);
 
         var v1 = app.MapGroup("/v1").AddEndpointFilter(RequireToken);
         v1.MapGet("/families", (ProxyState state) => Results.Json(state.Routes.Current.Families.Select(f => Describe(state, f))));
@@ -49,6 +50,30 @@ public static class AdminEndpoints
         v1.MapPost("/families/{name}/close", CloseAsync);
         v1.MapGet("/fleet", (ProxyState state, IServiceProvider services) => Results.Json(DescribeFleet(state, services.GetService<FleetCoordinator>())));
         v1.MapGet("/clients", (ProxyState state, IServiceProvider services) => Results.Json(DescribeClients(state, services.GetService<FleetCoordinator>())));
+        v1.MapGet("/audit", (string? family, string? limit, AuditLog audit) => ReadAudit(audit, family, limit));
+    }
+
+    private const int DefaultAuditLimit = 100;
+    private const int MaxAuditLimit = 1000;
+
+    /// <summary>
+    /// This instance's audit log, newest first, optionally for one family. A family no longer configured still has
+    /// its history, so an unknown name answers an empty list rather than 404.
+    /// </summary>
+    private static IResult ReadAudit(AuditLog audit, string? family, string? limitText)
+    {
+        var limit = DefaultAuditLimit;
+        if (limitText is not null && (!int.TryParse(limitText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit)
+            || limit < 1 || limit > MaxAuditLimit))
+        {
+            return BadRequest($"'limit' must be a whole number between 1 and {MaxAuditLimit}.");
+        }
+        // Entries are appended as their switches end; ordering by time keeps two that ended together in time order.
+        var entries = audit.ReadAll().Reverse()
+            .Where(e => family is null || string.Equals(e.Family, family, StringComparison.Ordinal))
+            .OrderByDescending(e => e.Time)
+            .Take(limit);
+        return Results.Json(entries);
     }
 
     /// <summary>The window's mirror figures for the window view, or null while no mirror runs for the family here.</summary>
