@@ -46,6 +46,7 @@ public sealed class ConsoleBrowserTests(ITestOutputHelper output)
                 ".scorecard[data-family='orders'] li.gate, .scorecard[data-family='orders'] [data-scorecard='unavailable']")).Count > 0);
             page.Until($"client {clientId} in the inventory", d => d.FindElements(By.CssSelector($"#clients tr[data-client-id='{clientId}']")).Count > 0);
             page.UntilRate("orders/produce/source");
+            page.UntilRate("orders/fetch/source");
 
             // The target lacks what the load wrote to the source: the gates refuse, and the page lists the failed ones.
             page.Click("button[data-action='switch'][data-family='orders']");
