@@ -42,7 +42,8 @@ public sealed class SwitchingRig : IAsyncDisposable
     private readonly int? _port;
     private IReadOnlyDictionary<string, string?>? _settings;
 
-    private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts, string? readToken = null, bool mirrorBack = false)
+    private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts, string? readToken = null, bool mirrorBack = false,
+        bool readCommittedTarget = false)
     {
         _mirrorBack = mirrorBack;
         _token = token;
@@ -55,6 +56,10 @@ public sealed class SwitchingRig : IAsyncDisposable
         {
             SourceFront = new GroupApisFront(Source);
             TargetFront = new GroupApisFront(Target);
+        }
+        else if (readCommittedTarget)
+        {
+            TargetReadCommitted = new Window.ReadCommittedFront(Target);
         }
         foreach (var cluster in new[] { Source, Target })
         {
@@ -72,6 +77,9 @@ public sealed class SwitchingRig : IAsyncDisposable
 
     /// <summary>The front before <see cref="Target"/>, when the rig was started with group fronts.</summary>
     public GroupApisFront? TargetFront { get; }
+
+    /// <summary>With <c>readCommittedTarget</c>, the target's brokers are reached through it: read_committed fetches skip aborted transactions.</summary>
+    public Window.ReadCommittedFront? TargetReadCommitted { get; }
     public int Partitions { get; }
     public string StateDirectory { get; }
     public ProxyHost Host { get; private set; } = null!;
@@ -96,9 +104,9 @@ public sealed class SwitchingRig : IAsyncDisposable
     /// </summary>
     /// <param name="settings">More configuration (keys under <c>Switchback:</c>, e.g. <c>Families:0:Owner</c>), added to the rig's own.</param>
     public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null, bool fixedPorts = false, bool groupFronts = false,
-        string? readToken = null, bool mirrorBack = false, IReadOnlyDictionary<string, string?>? settings = null)
+        string? readToken = null, bool mirrorBack = false, IReadOnlyDictionary<string, string?>? settings = null, bool readCommittedTarget = false)
     {
-        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken, mirrorBack) { _settings = settings };
+        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken, mirrorBack, readCommittedTarget) { _settings = settings };
         try
         {
             await rig.StartHostAsync();
@@ -124,7 +132,7 @@ public sealed class SwitchingRig : IAsyncDisposable
             ["Switchback:Admin:ReadToken"] = _readToken,
             ["Switchback:StateDirectory"] = StateDirectory,
             ["Switchback:Clusters:source:BootstrapServers"] = SourceFront?.BootstrapServers ?? Source.BootstrapServers,
-            ["Switchback:Clusters:target:BootstrapServers"] = TargetFront?.BootstrapServers ?? Target.BootstrapServers,
+            ["Switchback:Clusters:target:BootstrapServers"] = TargetFront?.BootstrapServers ?? TargetReadCommitted?.BootstrapServers ?? Target.BootstrapServers,
             ["Switchback:Families:0:Name"] = Family,
             ["Switchback:Families:0:Topics:0"] = "orders.*",
             ["Switchback:Families:0:Groups:0"] = "orders-*",
@@ -286,6 +294,10 @@ public sealed class SwitchingRig : IAsyncDisposable
             {
                 await front.DisposeAsync();
             }
+        }
+        if (TargetReadCommitted is not null)
+        {
+            await TargetReadCommitted.DisposeAsync();
         }
         Source.Dispose();
         Target.Dispose();
