@@ -98,6 +98,84 @@ public sealed class ClusterAdmin(ClusterConfig cluster) : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// The timestamp of the record at each given offset (the first one at or after it), read with a short-lived
+    /// consumer; partitions whose record was not read within <paramref name="timeout"/> are left out.
+    /// </summary>
+    public Task<Dictionary<TopicPartition, DateTimeOffset>> RecordTimestampsAsync(IReadOnlyCollection<TopicPartitionOffset> positions, TimeSpan timeout)
+    {
+        var result = new Dictionary<TopicPartition, DateTimeOffset>();
+        if (positions.Count == 0)
+        {
+            return Task.FromResult(result);
+        }
+        // Consume blocks: off the caller's thread.
+        return Task.Run(() =>
+        {
+            LibrdkafkaLoader.EnsureLoaded();
+            var config = new ConsumerConfig
+            {
+                BootstrapServers = string.Join(',', cluster.BootstrapServers.Select(s => $"{s.Host}:{s.Port}")),
+                ClientId = "switchback-admin",
+                GroupId = "switchback-scorecard", // never joined nor committed to: assigned partitions only
+                EnableAutoCommit = false,
+                EnableAutoOffsetStore = false,
+                FetchWaitMaxMs = 50,
+                SocketTimeoutMs = (int)Math.Max(1000, timeout.TotalMilliseconds),
+            };
+            ApplySecurity(config, cluster.UpstreamSecurity);
+            using var consumer = new ConsumerBuilder<Ignore, Ignore>(config).SetLogHandler(static (_, _) => { }).Build();
+            consumer.Assign(positions);
+            var deadline = DateTime.UtcNow + timeout;
+            while (result.Count < positions.Count && DateTime.UtcNow < deadline)
+            {
+                var record = consumer.Consume(TimeSpan.FromMilliseconds(100));
+                if (record is not null && !record.IsPartitionEOF && !result.ContainsKey(record.TopicPartition))
+                {
+                    result[record.TopicPartition] = record.Message.Timestamp.UtcDateTime;
+                    consumer.Pause([record.TopicPartition]);
+                }
+            }
+            consumer.Close();
+            return result;
+        });
+    }
+
+    /// <summary>Each topic's <c>retention.ms</c> (-1: kept forever); topics the cluster did not describe are left out.</summary>
+    /// <exception cref="KafkaException">The cluster did not answer (or does not offer DescribeConfigs).</exception>
+    public async Task<Dictionary<string, long>> RetentionMsAsync(IReadOnlyCollection<string> topics, TimeSpan timeout)
+    {
+        var result = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (topics.Count == 0)
+        {
+            return result;
+        }
+        List<DescribeConfigsResult> described;
+        try
+        {
+            described = await _admin.Value.DescribeConfigsAsync(
+                [.. topics.Select(t => new ConfigResource { Type = ResourceType.Topic, Name = t })],
+                new DescribeConfigsOptions { RequestTimeout = timeout }).ConfigureAwait(false);
+        }
+        catch (DescribeConfigsException e)
+        {
+            // Some topics failed: keep the others.
+            described = [.. e.Results.Where(r => r.Error.Code == ErrorCode.NoError).Select(r => new DescribeConfigsResult { ConfigResource = r.ConfigResource, Entries = r.Entries })];
+            if (described.Count == 0)
+            {
+                throw;
+            }
+        }
+        foreach (var topic in described)
+        {
+            if (topic.Entries.TryGetValue("retention.ms", out var entry) && long.TryParse(entry.Value, out var ms))
+            {
+                result[topic.ConfigResource.Name] = ms;
+            }
+        }
+        return result;
+    }
+
     public void Dispose()
     {
         if (_admin.IsValueCreated)
