@@ -152,8 +152,8 @@ public sealed class ScorecardEvaluator(ProxyState state, ReadinessGates gates, A
     private ScorecardGate ClientRouting(string family, IReadOnlyList<AuditEntry> entries, string? auditProblem)
     {
         const string gate = ScorecardGates.ClientRouting;
-        var clients = state.Sessions.Inventory().Where(c => c.ClosedAt is null && c.Uses.Any(u => u.Family == family)).ToList();
-        int Using(ClientUse use) => clients.Count(c => c.Uses.Any(u => u.Family == family && u.Use == use));
+        var clients = FamilyClients.Using(state.Sessions.Inventory(), family);
+        int Using(ClientUse use) => FamilyClients.Count(clients, family, use);
         var groups = state.Traffic.For(family).GroupsOf().Order(StringComparer.Ordinal).ToList();
         var software = clients.Select(Software).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
         var inventory = clients.Count == 0
@@ -255,11 +255,15 @@ public sealed class ScorecardEvaluator(ProxyState state, ReadinessGates gates, A
         string? retentionError = null;
         try
         {
-            retention = await gates.Admin(old).RetentionMsAsync(topics, CallTimeout).ConfigureAwait(false);
+            retention = await state.Cluster(old).TopicRetentionMsAsync(topics).WaitAsync(CallTimeout).ConfigureAwait(false);
         }
-        catch (KafkaException e)
+        catch (UpstreamUnavailableException e)
         {
-            retentionError = e.Error.Reason;
+            retentionError = e.Message.TrimEnd('.');
+        }
+        catch (TimeoutException)
+        {
+            retentionError = $"not described within {CallTimeout.TotalSeconds:0} s";
         }
         var shortest = retention?.Where(r => r.Value >= 0).OrderBy(r => r.Value).Select(r => (KeyValuePair<string, long>?)r).FirstOrDefault();
         if (topics.Count == 0)

@@ -141,41 +141,6 @@ public sealed class ClusterAdmin(ClusterConfig cluster) : IDisposable
         });
     }
 
-    /// <summary>Each topic's <c>retention.ms</c> (-1: kept forever); topics the cluster did not describe are left out.</summary>
-    /// <exception cref="KafkaException">The cluster did not answer (or does not offer DescribeConfigs).</exception>
-    public async Task<Dictionary<string, long>> RetentionMsAsync(IReadOnlyCollection<string> topics, TimeSpan timeout)
-    {
-        var result = new Dictionary<string, long>(StringComparer.Ordinal);
-        if (topics.Count == 0)
-        {
-            return result;
-        }
-        List<DescribeConfigsResult> described;
-        try
-        {
-            described = await _admin.Value.DescribeConfigsAsync(
-                [.. topics.Select(t => new ConfigResource { Type = ResourceType.Topic, Name = t })],
-                new DescribeConfigsOptions { RequestTimeout = timeout }).ConfigureAwait(false);
-        }
-        catch (DescribeConfigsException e)
-        {
-            // Some topics failed: keep the others.
-            described = [.. e.Results.Where(r => r.Error.Code == ErrorCode.NoError).Select(r => new DescribeConfigsResult { ConfigResource = r.ConfigResource, Entries = r.Entries })];
-            if (described.Count == 0)
-            {
-                throw;
-            }
-        }
-        foreach (var topic in described)
-        {
-            if (topic.Entries.TryGetValue("retention.ms", out var entry) && long.TryParse(entry.Value, out var ms))
-            {
-                result[topic.ConfigResource.Name] = ms;
-            }
-        }
-        return result;
-    }
-
     public void Dispose()
     {
         if (_admin.IsValueCreated)

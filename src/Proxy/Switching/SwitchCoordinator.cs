@@ -344,8 +344,8 @@ public sealed partial class SwitchCoordinator : IDisposable
                 var offsets = readMoves ? await CommittedToCopyAsync(request.Family, groups, current.Route.Read, deadline.Token).ConfigureAwait(false) : [];
                 pause.Stop();
                 hold.Dispose();
-                var producers = _state.Sessions.Inventory()
-                    .Count(c => c.ClosedAt is null && c.Uses.Any(u => u.Family == request.Family && u.Use == Listening.ClientUse.Produce));
+                var producers = Scorecard.FamilyClients.Count(Scorecard.FamilyClients.Using(_state.Sessions.Inventory(), request.Family), request.Family,
+                    Listening.ClientUse.Produce);
                 var mirror = _mirrors?.Figures(request.Family);
                 await AuditAsync(action, current, target, request, "ok", pause.Elapsed.TotalMilliseconds, $"rehearsed on {scope}").ConfigureAwait(false);
                 return new SwitchOutcome(200, new

@@ -41,8 +41,12 @@ public sealed class SwitchingRig : IAsyncDisposable
 
     private readonly int? _port;
 
-    private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts, string? readToken = null, bool mirrorBack = false)
+    private readonly IReadOnlyDictionary<string, string?> _settings;
+
+    private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts, string? readToken = null, bool mirrorBack = false,
+        IReadOnlyDictionary<string, string?>? settings = null)
     {
+        _settings = settings ?? new Dictionary<string, string?>();
         _mirrorBack = mirrorBack;
         _token = token;
         _readToken = readToken;
@@ -93,10 +97,11 @@ public sealed class SwitchingRig : IAsyncDisposable
     /// <paramref name="groupFronts"/> each cluster's brokers are reached through a <see cref="GroupApisFront"/>, which
     /// among other things writes the offsets of committed transactions to their groups (the mock only pretends to).
     /// </summary>
+    /// <param name="settings">More configuration (keys under <c>Switchback:</c>), over the rig's own.</param>
     public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null, bool fixedPorts = false, bool groupFronts = false,
-        string? readToken = null, bool mirrorBack = false)
+        string? readToken = null, bool mirrorBack = false, IReadOnlyDictionary<string, string?>? settings = null)
     {
-        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken, mirrorBack);
+        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken, mirrorBack, settings);
         try
         {
             await rig.StartHostAsync();
@@ -133,6 +138,10 @@ public sealed class SwitchingRig : IAsyncDisposable
             ["Switchback:Default:Write"] = "source",
             ["Switchback:Default:Read"] = "source",
         };
+        foreach (var (key, value) in _settings)
+        {
+            settings[key] = value;
+        }
         return new ConfigurationBuilder().AddInMemoryCollection(settings.Where(s => s.Value is not null)).Build();
     }
 
