@@ -37,9 +37,6 @@ public sealed class ReadinessGates(ProxyState state, Func<string, ClusterAdmin> 
     // Ages are read record by record: bounded, as a lagging family can have many partitions.
     private const int MaxPartitionsAged = 32;
 
-    /// <summary>The control-plane client of a configured cluster.</summary>
-    public ClusterAdmin Admin(string cluster) => admins(cluster);
-
     /// <summary>The gates a switch from <paramref name="from"/> to <paramref name="to"/> must pass.</summary>
     public async Task<IReadOnlyList<GateResult>> CheckAsync(string family, ClusterRoute from, ClusterRoute to, IReadOnlyCollection<string> groups)
     {
