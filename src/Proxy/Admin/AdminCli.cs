@@ -8,13 +8,13 @@ namespace Switchback.Proxy.Admin;
 /// <summary>A command-line failure with the one-line reason printed on stderr.</summary>
 public sealed class AdminCliException(string message) : Exception(message);
 
-/// <summary><c>switchback routes | switch | rollback | close | fleet | clients</c>: thin clients of the admin HTTP API.</summary>
+/// <summary><c>switchback routes | status | switch | rollback | close | fleet | clients</c>: thin clients of the admin HTTP API.</summary>
 public static class AdminCli
 {
     /// <summary>Sends <paramref name="request"/> to the admin API and prints the answer; a failure throws <see cref="AdminCliException"/>.</summary>
     public static async Task<int> RunAsync(AdminRequest request, CancellationToken cancellationToken)
     {
-        var (command, baseUri, token, family, write, read, reason, force, timeoutMs) = request;
+        var (command, baseUri, token, family, write, read, reason, force, timeoutMs, dryRun) = request;
         using var http = new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(120) };
         http.DefaultRequestHeaders.UserAgent.ParseAdd("switchback-cli");
         if (!string.IsNullOrEmpty(token))
@@ -35,10 +35,14 @@ public static class AdminCli
                 case "clients":
                     response = await http.GetAsync("v1/clients", cancellationToken);
                     break;
+                case "status":
+                    RequireFamily(family, command);
+                    response = await http.GetAsync($"v1/families/{Uri.EscapeDataString(family!)}/scorecard?refresh=true", cancellationToken);
+                    break;
                 case "switch":
                     RequireFamily(family, command);
                     response = await http.PostAsJsonAsync($"v1/families/{Uri.EscapeDataString(family!)}/switch",
-                        new { write, read, reason, force, timeoutMs }, cancellationToken);
+                        dryRun ? new { write, read, reason, force, timeoutMs, dryRun } : (object)new { write, read, reason, force, timeoutMs }, cancellationToken);
                     break;
                 case "close":
                     RequireFamily(family, command);
@@ -77,6 +81,10 @@ public static class AdminCli
         else if (command == "clients")
         {
             PrintClients(body);
+        }
+        else if (command == "status")
+        {
+            PrintScorecard(body);
         }
         else
         {
@@ -185,6 +193,21 @@ public static class AdminCli
         {
             var held = member!["heldFamilies"]?.AsArray().Select(f => f!.ToString()) ?? [];
             Console.WriteLine($"{member["id"],-24} {member["advertised"],-22} {member["routesEpoch"],6} {member["lastSeen"],-28} {string.Join(",", held)}");
+        }
+    }
+
+    /// <summary>The scorecard as a table: one line per gate with its status and summary.</summary>
+    private static void PrintScorecard(string body)
+    {
+        var card = JsonNode.Parse(body)!;
+        static string Route(JsonNode? route) => route is null ? "-" : $"write={route["write"]} read={route["read"]}";
+        Console.WriteLine($"family {card["family"]}: {Route(card["route"])}; takes over: {Route(card["takeover"])}; old cluster: {card["oldCluster"]}; computed {card["computedAt"]}");
+        var gates = card["gates"]!.AsArray();
+        var width = Math.Max("GATE".Length, gates.Max(g => g!["gate"]!.ToString().Length));
+        Console.WriteLine($"{"GATE".PadRight(width)}  {"STATUS",-7}  SUMMARY");
+        foreach (var gate in gates)
+        {
+            Console.WriteLine($"{gate!["gate"]!.ToString().PadRight(width)}  {gate["status"],-7}  {gate["summary"]}");
         }
     }
 

@@ -4,9 +4,9 @@ namespace Switchback.Proxy.Admin;
 
 /// <summary>What an admin command was asked to do, once its command line is parsed and validated.</summary>
 public sealed record AdminRequest(string Command, Uri Admin, string? Token, string? Family = null, string? Write = null,
-    string? Read = null, string? Reason = null, bool Force = false, int? TimeoutMs = null);
+    string? Read = null, string? Reason = null, bool Force = false, int? TimeoutMs = null, bool DryRun = false);
 
-/// <summary>The command-line shape of <c>routes | switch | rollback | close | fleet | clients</c>; <see cref="AdminCli"/> does the HTTP.</summary>
+/// <summary>The command-line shape of <c>routes | status | switch | rollback | close | fleet | clients</c>; <see cref="AdminCli"/> does the HTTP.</summary>
 public static class AdminCommands
 {
     public const string DefaultAdminUrl = "http://127.0.0.1:9190";
@@ -15,14 +15,19 @@ public static class AdminCommands
     public static IEnumerable<Command> Create(Func<AdminRequest, CancellationToken, Task<int>> run)
     {
         yield return Listing("routes", "List the families and their routes (write, read, epoch, state).", run);
+        yield return Status(run);
 
         var write = new Option<string>("--write") { HelpName = "CLUSTER", Description = "The cluster that receives the family's records." };
         var read = new Option<string>("--read") { HelpName = "CLUSTER", Description = "The cluster the family's consumers fetch from and commit to." };
         var switchFamily = Family("switch");
         var switchForce = Force("Switch even when a readiness gate fails.");
+        var dryRun = new Option<bool>("--dry-run")
+        {
+            Description = "Rehearse: check the gates, hold and drain the family, measure the pause, then release it to its unchanged route.",
+        };
         var switchCommand = FamilyCommand("switch", "Switch a family's routes; refused with the failed readiness gates and their evidence unless --force.",
-            switchFamily, [write, read], switchForce, run,
-            (result, request) => request with { Write = result.GetValue(write), Read = result.GetValue(read) });
+            switchFamily, [write, read, dryRun], switchForce, run,
+            (result, request) => request with { Write = result.GetValue(write), Read = result.GetValue(read), DryRun = result.GetValue(dryRun) });
         switchCommand.Validators.Add(result =>
         {
             if (result.GetResult(write) is null && result.GetResult(read) is null)
@@ -39,6 +44,17 @@ public static class AdminCommands
 
         yield return Listing("fleet", "List the fleet's members: instance, advertised address, routes epoch, last seen, held families.", run);
         yield return Listing("clients", "List the client inventory: client id, software, address, and per family where it produced, fetched and committed.", run);
+    }
+
+    /// <summary><c>status FAMILY</c>: the family's scorecard, computed when asked.</summary>
+    private static Command Status(Func<AdminRequest, CancellationToken, Task<int>> run)
+    {
+        var family = Family("status");
+        var (admin, token) = Connection();
+        var command = new Command("status", "Show a family's scorecard: the five readiness gates (green, red, unknown) with their summaries.") { family, admin, token };
+        command.SetAction((result, cancellationToken) =>
+            run(new AdminRequest("status", AdminUrl(result, admin), Token(result, token), Family: result.GetValue(family)), cancellationToken));
+        return command;
     }
 
     private static Command Listing(string name, string description, Func<AdminRequest, CancellationToken, Task<int>> run)

@@ -9,6 +9,7 @@ using Prometheus;
 using Switchback.Proxy.Fleet;
 using Switchback.Proxy.Listening;
 using Switchback.Proxy.Routing;
+using Switchback.Proxy.Scorecard;
 using Switchback.Proxy.Switching;
 using Switchback.Proxy.VirtualCluster;
 using Switchback.Proxy.Window;
@@ -48,6 +49,7 @@ public static class AdminEndpoints
                 ? Results.Json(WindowView.Describe(family, MirrorFiguresOf(services.GetService<MirrorSupervisor>(), name)))
                 : UnknownFamily(name));
         v1.MapPost("/families/{name}/close", CloseAsync);
+        v1.MapGet("/families/{name}/scorecard", ScorecardAsync);
         v1.MapGet("/fleet", (ProxyState state, IServiceProvider services) => Results.Json(DescribeFleet(state, services.GetService<FleetCoordinator>())));
         v1.MapGet("/clients", (ProxyState state, IServiceProvider services) => Results.Json(DescribeClients(state, services.GetService<FleetCoordinator>())));
         v1.MapGet("/audit", (string? family, string? limit, AuditLog audit) => ReadAudit(audit, family, limit));
@@ -160,14 +162,14 @@ public static class AdminEndpoints
         {
             return UnknownFamily(name);
         }
-        var (body, error) = await ReadBodyAsync(http, ["write", "read", "reason", "force", "timeoutMs"]).ConfigureAwait(false);
+        var (body, error) = await ReadBodyAsync(http, ["write", "read", "reason", "force", "timeoutMs", "dryRun"]).ConfigureAwait(false);
         if (error is not null)
         {
             return BadRequest(error);
         }
         if (!TryString(body, "write", out var write, out error) || !TryString(body, "read", out var read, out error)
             || !TryString(body, "reason", out var reason, out error) || !TryBool(body, "force", out var force, out error)
-            || !TryTimeout(body, out var timeout, out error))
+            || !TryBool(body, "dryRun", out var dryRun, out error) || !TryTimeout(body, out var timeout, out error))
         {
             return BadRequest(error!);
         }
@@ -175,8 +177,25 @@ public static class AdminEndpoints
         {
             return BadRequest("Give 'write' and/or 'read': the cluster(s) the family should move to.");
         }
-        var outcome = await coordinator.SwitchAsync(new SwitchRequest(name, write, read, reason, force, timeout, Caller(http))).ConfigureAwait(false);
+        var outcome = await coordinator.SwitchAsync(new SwitchRequest(name, write, read, reason, force, timeout, Caller(http), dryRun)).ConfigureAwait(false);
         return Results.Json(outcome.Body, statusCode: outcome.Status);
+    }
+
+    /// <summary>The family's five gates: the last background computation, or computed now with <c>?refresh=true</c> (or when none exists yet).</summary>
+    private static async Task<IResult> ScorecardAsync(string name, HttpContext http, ProxyState state, ScorecardService scorecards)
+    {
+        if (state.Routes.Current.Find(name) is null)
+        {
+            return UnknownFamily(name);
+        }
+        var refreshText = http.Request.Query["refresh"].ToString();
+        if (!(refreshText.Length == 0 || bool.TryParse(refreshText, out _)))
+        {
+            return BadRequest("'refresh' must be true or false.");
+        }
+        var refresh = refreshText.Length > 0 && bool.Parse(refreshText);
+        var card = (refresh ? null : scorecards.Latest(name)) ?? await scorecards.RefreshAsync(name).ConfigureAwait(false);
+        return card is null ? UnknownFamily(name) : Results.Json(card);
     }
 
     private static async Task<IResult> RollbackAsync(string name, HttpContext http, ProxyState state, SwitchCoordinator coordinator)

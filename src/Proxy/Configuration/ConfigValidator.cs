@@ -33,7 +33,7 @@ public static class ConfigValidator
         }
         catch (InvalidOperationException e)
         {
-            throw new ConfigException(SectionName, e.InnerException?.Message ?? e.Message);
+            throw UnconvertibleValue(e) ?? new ConfigException(SectionName, e.InnerException?.Message ?? e.Message);
         }
         return Validate(options);
     }
@@ -118,7 +118,9 @@ public static class ConfigValidator
                 ParseRoute(key, family.Write, family.Read, clusterNames, fallback: null),
                 SecurityConfigLoader.AllowedPrincipals($"{key}:AllowedPrincipals", family.AllowedPrincipals),
                 family.MirrorBack,
-                ParseAbortWhen($"{key}:AbortWhen", family.AbortWhen)));
+                ParseAbortWhen($"{key}:AbortWhen", family.AbortWhen),
+                ValidateOwner($"{key}:Owner", family.Owner),
+                ValidateGates($"{key}:Gates", family.Gates)));
         }
 
         var limits = options.Limits;
@@ -139,6 +141,10 @@ public static class ConfigValidator
         var listenerTls = SecurityConfigLoader.ServerTls($"{root}:Listener:Tls", options.Listener.Tls, allowClientCa: true);
         var listenerSasl = SecurityConfigLoader.ServerSasl($"{root}:Listener:Sasl", options.Listener.Sasl);
         var adminTls = SecurityConfigLoader.ServerTls($"{root}:Admin:Tls", options.Admin.Tls, allowClientCa: false);
+        if (options.Scorecard.IntervalSeconds is < 1 or > 3600)
+        {
+            throw new ConfigException($"{root}:Scorecard:IntervalSeconds", $"must be between 1 and 3600 (was {options.Scorecard.IntervalSeconds}).");
+        }
         var fleet = options.Fleet is { } fleetOptions ? ValidateFleet($"{root}:Fleet", fleetOptions, clusterNames, listener) : null;
 
         return new ProxyConfig(
@@ -164,7 +170,35 @@ public static class ConfigValidator
             listenerTls is null && listenerSasl is null ? null : new ListenerSecurity(listenerTls, listenerSasl),
             adminTls,
             fleet,
-            options.Admin.ReadToken);
+            options.Admin.ReadToken,
+            TimeSpan.FromSeconds(options.Scorecard.IntervalSeconds));
+    }
+
+    private static string? ValidateOwner(string key, string? owner)
+    {
+        if (owner is not null && string.IsNullOrWhiteSpace(owner))
+        {
+            throw new ConfigException(key, "must name who decides (a person or team), or be omitted.");
+        }
+        return owner?.Trim();
+    }
+
+    private static LagLimits? ValidateGates(string key, FamilyGatesOptions? gates)
+    {
+        if (gates is null || (gates.MaxLagRecords is null && gates.MaxLagMs is null))
+        {
+            return null;
+        }
+        if (gates.MaxLagRecords is < 0)
+        {
+            throw new ConfigException($"{key}:MaxLagRecords", $"must be 0 or more records (was {gates.MaxLagRecords}).");
+        }
+        if (gates.MaxLagMs is < 0)
+        {
+            throw new ConfigException($"{key}:MaxLagMs", $"must be 0 or more milliseconds (was {gates.MaxLagMs}).");
+        }
+        // A time limit alone bounds the lag by age only; a records limit alone, or both, bound it by records too.
+        return new LagLimits(gates.MaxLagRecords, gates.MaxLagMs);
     }
 
     private static FleetConfig ValidateFleet(string key, FleetOptions fleet, HashSet<string> clusters, IPEndPoint listener)
@@ -192,6 +226,26 @@ public static class ConfigValidator
         var instanceId = fleet.InstanceId ?? $"{Environment.MachineName}:{listener.Port}";
         return new FleetConfig(fleet.Cluster, fleet.Topic, instanceId, TimeSpan.FromMilliseconds(fleet.SessionTimeoutMs),
             TimeSpan.FromMilliseconds(fleet.ReadWaitMs));
+    }
+
+    /// <summary>A value of the wrong type, as the binder reports it, turned into an error that names its key and what it needs.</summary>
+    private static ConfigException? UnconvertibleValue(Exception e)
+    {
+        var match = System.Text.RegularExpressions.Match.Empty;
+        // Nested values are reported by an inner exception.
+        for (var current = e; current is not null && !match.Success; current = current.InnerException)
+        {
+            match = System.Text.RegularExpressions.Regex.Match(current.Message, "value '(?<value>.*)' at '(?<key>[^']+)' to type '(?<type>[^']+)'");
+        }
+        if (!match.Success)
+        {
+            return null;
+        }
+        var type = match.Groups["type"].Value;
+        var needed = type.Contains("Int32", StringComparison.Ordinal) || type.Contains("Int64", StringComparison.Ordinal) ? "a whole number"
+            : type.Contains("Boolean", StringComparison.Ordinal) ? "true or false"
+            : type;
+        return new ConfigException(match.Groups["key"].Value, $"'{match.Groups["value"].Value}' is not {needed}.");
     }
 
     private static void Positive(string key, int value)
@@ -316,7 +370,7 @@ public static class ConfigValidator
             }
             return;
         }
-        if (type == typeof(string) || type.IsPrimitive)
+        if (type == typeof(string) || (Nullable.GetUnderlyingType(type) ?? type).IsPrimitive)
         {
             if (section.GetChildren().Any())
             {

@@ -21,8 +21,12 @@ public sealed record ProxyConfig(
     ListenerSecurity? Security = null,
     ServerTlsConfig? AdminTls = null,
     FleetConfig? Fleet = null,
-    string? AdminReadToken = null)
+    string? AdminReadToken = null,
+    TimeSpan? ScorecardInterval = null)
 {
+    /// <summary>How often every family's scorecard is recomputed in the background.</summary>
+    public TimeSpan ScorecardRefresh => ScorecardInterval ?? TimeSpan.FromSeconds(15);
+
     /// <summary>TLS and SASL of the client listener; <see cref="ListenerSecurity.None"/> when neither is configured.</summary>
     public ListenerSecurity ListenerSecurity => Security ?? ListenerSecurity.None;
 
@@ -77,7 +81,23 @@ public sealed record FamilyConfig(
     ClusterRoute InitialRoute,
     IReadOnlyList<string>? AllowedPrincipals = null,
     bool MirrorBack = false,
-    AbortCriteria? AbortWhen = null);
+    AbortCriteria? AbortWhen = null,
+    string? Owner = null,
+    LagLimits? Gates = null)
+{
+    /// <summary>The data-parity gate's limits; by default the cluster taking over must have every record.</summary>
+    public LagLimits LagLimits => Gates ?? LagLimits.None;
+}
+
+/// <summary>
+/// How far the cluster taking over may lag, per partition, for the data-parity gate to pass: in records and/or in age of
+/// the oldest missing record. Null means no limit of that kind.
+/// </summary>
+public sealed record LagLimits(long? MaxRecords, long? MaxMs)
+{
+    /// <summary>Every record must be there.</summary>
+    public static LagLimits None { get; } = new(0, null);
+}
 
 /// <summary>
 /// When a family rolls itself back: any criterion set holding without a break for <see cref="For"/> while its rollback

@@ -15,6 +15,14 @@ public sealed class SwitchbackOptions
     public string? ClusterId { get; set; }
     /// <summary>Several instances switching as one, coordinated through a Kafka cluster; a single instance when absent.</summary>
     public FleetOptions? Fleet { get; set; }
+    /// <summary>How the families' scorecards are kept up to date.</summary>
+    public ScorecardOptions Scorecard { get; set; } = new();
+}
+
+public sealed class ScorecardOptions
+{
+    /// <summary>Seconds between background recomputations of every family's scorecard.</summary>
+    public int IntervalSeconds { get; set; } = 15;
 }
 
 public sealed class FleetOptions
@@ -114,6 +122,10 @@ public sealed class FamilyOptions
     public bool MirrorBack { get; set; }
     /// <summary>While the rollback window is open, roll the family back by itself when one of these holds for ForSeconds.</summary>
     public AbortWhenOptions? AbortWhen { get; set; }
+    /// <summary>Who decides about the family's switch and its rollback (a person or team, free text).</summary>
+    public string? Owner { get; set; }
+    /// <summary>How far the cluster taking over may lag for the data-parity gate to pass.</summary>
+    public FamilyGatesOptions? Gates { get; set; }
 }
 
 public sealed class AbortWhenOptions
@@ -126,6 +138,14 @@ public sealed class AbortWhenOptions
     public long? StrayWrites { get; set; }
     /// <summary>How long a criterion must hold before the family is rolled back.</summary>
     public int? ForSeconds { get; set; }
+}
+
+public sealed class FamilyGatesOptions
+{
+    /// <summary>Records per partition the cluster taking over may lack (default 0, or unlimited when only MaxLagMs is set).</summary>
+    public long? MaxLagRecords { get; set; }
+    /// <summary>Age in milliseconds of the oldest record per partition the cluster taking over may lack.</summary>
+    public long? MaxLagMs { get; set; }
 }
 
 public sealed class RouteOptions

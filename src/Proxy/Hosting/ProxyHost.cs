@@ -12,6 +12,7 @@ using Switchback.Proxy.Fleet;
 using Switchback.Proxy.Listening;
 using Switchback.Proxy.Metrics;
 using Switchback.Proxy.Routing;
+using Switchback.Proxy.Scorecard;
 using Switchback.Proxy.Switching;
 using Switchback.Proxy.VirtualCluster;
 using Switchback.Proxy.Window;
@@ -89,6 +90,9 @@ public sealed class ProxyHost : IAsyncDisposable
         // Rollback windows' mirrors: resumed from their progress at start, stopped (progress kept) at shutdown.
         builder.Services.AddSingleton(sp => new MirrorSupervisor(config, sp.GetRequiredService<MirrorMetrics>(), sp.GetRequiredService<ILoggerFactory>(), registry));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<MirrorSupervisor>());
+        // Every family's five gates, recomputed in the background and on request.
+        builder.Services.AddSingleton<ScorecardService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ScorecardService>());
         builder.Services.AddSingleton<BrokerListeners>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<BrokerListeners>());
         builder.Services.AddHostedService<AbortMonitor>();

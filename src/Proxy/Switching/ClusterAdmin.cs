@@ -98,6 +98,49 @@ public sealed class ClusterAdmin(ClusterConfig cluster) : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// The timestamp of the record at each given offset (the first one at or after it), read with a short-lived
+    /// consumer; partitions whose record was not read within <paramref name="timeout"/> are left out.
+    /// </summary>
+    public Task<Dictionary<TopicPartition, DateTimeOffset>> RecordTimestampsAsync(IReadOnlyCollection<TopicPartitionOffset> positions, TimeSpan timeout)
+    {
+        var result = new Dictionary<TopicPartition, DateTimeOffset>();
+        if (positions.Count == 0)
+        {
+            return Task.FromResult(result);
+        }
+        // Consume blocks: off the caller's thread.
+        return Task.Run(() =>
+        {
+            LibrdkafkaLoader.EnsureLoaded();
+            var config = new ConsumerConfig
+            {
+                BootstrapServers = string.Join(',', cluster.BootstrapServers.Select(s => $"{s.Host}:{s.Port}")),
+                ClientId = "switchback-admin",
+                GroupId = "switchback-scorecard", // never joined nor committed to: assigned partitions only
+                EnableAutoCommit = false,
+                EnableAutoOffsetStore = false,
+                FetchWaitMaxMs = 50,
+                SocketTimeoutMs = (int)Math.Max(1000, timeout.TotalMilliseconds),
+            };
+            ApplySecurity(config, cluster.UpstreamSecurity);
+            using var consumer = new ConsumerBuilder<Ignore, Ignore>(config).SetLogHandler(static (_, _) => { }).Build();
+            consumer.Assign(positions);
+            var deadline = DateTime.UtcNow + timeout;
+            while (result.Count < positions.Count && DateTime.UtcNow < deadline)
+            {
+                var record = consumer.Consume(TimeSpan.FromMilliseconds(100));
+                if (record is not null && !record.IsPartitionEOF && !result.ContainsKey(record.TopicPartition))
+                {
+                    result[record.TopicPartition] = record.Message.Timestamp.UtcDateTime;
+                    consumer.Pause([record.TopicPartition]);
+                }
+            }
+            consumer.Close();
+            return result;
+        });
+    }
+
     public void Dispose()
     {
         if (_admin.IsValueCreated)

@@ -11,8 +11,8 @@ using Switchback.Proxy.VirtualCluster;
 
 namespace Switchback.Proxy.Switching;
 
-/// <summary>What an operator asked for.</summary>
-public sealed record SwitchRequest(string Family, string? Write, string? Read, string? Reason, bool Force, TimeSpan Timeout, string Caller);
+/// <summary>What an operator asked for; <see cref="DryRun"/>: rehearse it (see <see cref="SwitchCoordinator.RehearseAsync"/>).</summary>
+public sealed record SwitchRequest(string Family, string? Write, string? Read, string? Reason, bool Force, TimeSpan Timeout, string Caller, bool DryRun = false);
 
 /// <summary>How a switch or rollback ended: an HTTP status and the body that explains it.</summary>
 public sealed record SwitchOutcome(int Status, object Body);
@@ -75,7 +75,10 @@ public sealed partial class SwitchCoordinator : IDisposable
         _groupOffsets = new GroupOffsetWriter(state.Cluster, state.GroupMembers, state.Config.Limits, logger);
     }
 
-    public Task<SwitchOutcome> SwitchAsync(SwitchRequest request) => RunAsync(request, rollback: false);
+    public Task<SwitchOutcome> SwitchAsync(SwitchRequest request) => request.DryRun ? RehearseAsync(request) : RunAsync(request, rollback: false);
+
+    /// <summary>The gates a switch checks, which the scorecard evaluates too (one implementation).</summary>
+    public ReadinessGates Gates => _gates;
 
     /// <summary>
     /// Returns the family to its rollback window's origin (see <see cref="RollbackWindow"/>); readiness gates are not
@@ -154,13 +157,7 @@ public sealed partial class SwitchCoordinator : IDisposable
                 gates = await _gates.CheckAsync(request.Family, current.Route, target, groups).ConfigureAwait(false);
                 if (gates.Any(g => !g.Passed))
                 {
-                    await AuditAsync(action, current, target, request, "refused", 0, string.Join("; ", gates.Where(g => !g.Passed).Select(g => g.Summary))).ConfigureAwait(false);
-                    return new SwitchOutcome(409, new
-                    {
-                        error = $"Readiness gates failed for '{request.Family}'; nothing changed (use force to override).",
-                        failed = gates.Where(g => !g.Passed),
-                        gates,
-                    });
+                    return await RefusedAsync(action, current, target, request, gates).ConfigureAwait(false);
                 }
             }
 
@@ -282,6 +279,127 @@ public sealed partial class SwitchCoordinator : IDisposable
         {
             _oneAtATime.Release();
         }
+    }
+
+    private async Task<SwitchOutcome> RefusedAsync(string action, FamilyRoute current, ClusterRoute target, SwitchRequest request, IReadOnlyList<GateResult> gates)
+    {
+        await AuditAsync(action, current, target, request, "refused", 0, string.Join("; ", gates.Where(g => !g.Passed).Select(g => g.Summary))).ConfigureAwait(false);
+        var error = $"Readiness gates failed for '{request.Family}'; nothing changed (use force to override).";
+        var failed = gates.Where(g => !g.Passed);
+        return new SwitchOutcome(409, request.DryRun ? new { error, failed, gates, dryRun = true } : new { error, failed, gates });
+    }
+
+    /// <summary>
+    /// Rehearses a switch: the same gates (409 when one fails, unless forced), then the family is held and drained
+    /// for real, the committed offsets a flip would copy are read, and the hold is released to the unchanged route.
+    /// No route, epoch, window or file changes; the pause is measured and audited as <c>rehearsal</c>. In a fleet only
+    /// this instance holds (no control-log records are written): the answer says so.
+    /// </summary>
+    public async Task<SwitchOutcome> RehearseAsync(SwitchRequest request)
+    {
+        const string action = "rehearsal";
+        if (_state.Routes.Current.Find(request.Family) is null)
+        {
+            return new SwitchOutcome(404, new { error = $"Unknown family '{request.Family}'." });
+        }
+        foreach (var cluster in new[] { request.Write, request.Read })
+        {
+            if (cluster is not null && !_admins.ContainsKey(cluster))
+            {
+                return new SwitchOutcome(400, new { error = $"Unknown cluster '{cluster}' (known: {string.Join(", ", _admins.Keys)})." });
+            }
+        }
+        if (!await _oneAtATime.WaitAsync(request.Timeout).ConfigureAwait(false))
+        {
+            return new SwitchOutcome(503, new { error = "A switch is in progress and did not finish in time; nothing was rehearsed." });
+        }
+        try
+        {
+            var current = _state.Routes.Current.Find(request.Family)!;
+            var target = new ClusterRoute(request.Write ?? current.Route.Write, request.Read ?? current.Route.Read);
+            var scope = _fleet is null ? "this instance" : $"this instance only ({_fleet.InstanceId}): the other members of the fleet were not held";
+            if (target == current.Route)
+            {
+                return new SwitchOutcome(400, new { error = $"Family '{request.Family}' already routes {target}: name another cluster to rehearse a switch to.", dryRun = true });
+            }
+            var groups = _state.Traffic.For(request.Family).GroupsOf();
+            IReadOnlyList<GateResult> gates = [];
+            if (!request.Force)
+            {
+                gates = await _gates.CheckAsync(request.Family, current.Route, target, groups).ConfigureAwait(false);
+                if (gates.Any(g => !g.Passed))
+                {
+                    return await RefusedAsync(action, current, target, request, gates).ConfigureAwait(false);
+                }
+            }
+            var writeMoves = target.Write != current.Route.Write;
+            var readMoves = target.Read != current.Route.Read;
+            using var deadline = new CancellationTokenSource(request.Timeout);
+            var pause = Stopwatch.StartNew();
+            using var hold = new FamilyHold(_state, request.Family, writeMoves, readMoves);
+            try
+            {
+                await hold.DrainAsync(deadline.Token).ConfigureAwait(false);
+                // What the copy step would read inside a real switch's hold.
+                var offsets = readMoves ? await CommittedToCopyAsync(request.Family, groups, current.Route.Read, deadline.Token).ConfigureAwait(false) : [];
+                pause.Stop();
+                hold.Dispose();
+                var producers = Scorecard.FamilyClients.Count(Scorecard.FamilyClients.Using(_state.Sessions.Inventory(), request.Family), request.Family,
+                    Listening.ClientUse.Produce);
+                var mirror = _mirrors?.Figures(request.Family);
+                await AuditAsync(action, current, target, request, "ok", pause.Elapsed.TotalMilliseconds, $"rehearsed on {scope}").ConfigureAwait(false);
+                return new SwitchOutcome(200, new
+                {
+                    dryRun = true,
+                    family = current.Family,
+                    epoch = current.Epoch,
+                    write = current.Route.Write,
+                    read = current.Route.Read,
+                    changed = false,
+                    wouldSwitchTo = new { write = target.Write, read = target.Read },
+                    pauseMs = Math.Round(pause.Elapsed.TotalMilliseconds, 3),
+                    scope,
+                    gates,
+                    wouldCopy = new
+                    {
+                        offsets,
+                        producersRemapped = writeMoves ? producers : 0,
+                        mirrorLagRecords = writeMoves && mirror is not null ? mirror.Totals.LagRecords : (long?)null,
+                    },
+                });
+            }
+            catch (Exception e) when (e is OperationCanceledException or TimeoutException or UpstreamUnavailableException or KafkaException)
+            {
+                var why = e is OperationCanceledException or TimeoutException
+                    ? $"did not drain within {request.Timeout.TotalMilliseconds:0} ms ({hold.Describe()})"
+                    : $"failed: {e.Message.TrimEnd('.')}";
+                hold.Dispose();
+                await AuditAsync(action, current, target, request, "failed", pause.Elapsed.TotalMilliseconds, why).ConfigureAwait(false);
+                return new SwitchOutcome(503, new { error = $"The rehearsal of '{request.Family}' {why}; released, nothing changed.", family = request.Family, dryRun = true });
+            }
+        }
+        finally
+        {
+            _oneAtATime.Release();
+        }
+    }
+
+    /// <summary>Per group, how many committed offsets a read switch would copy from <paramref name="from"/>.</summary>
+    private async Task<List<object>> CommittedToCopyAsync(string family, IReadOnlyCollection<string> groups, string from, CancellationToken cancellationToken)
+    {
+        if (groups.Count == 0)
+        {
+            return [];
+        }
+        var view = await _state.Cluster(from).GetViewAsync(cancellationToken).ConfigureAwait(false);
+        var partitions = _gates.FamilyPartitions(family, [view]);
+        var result = new List<object>();
+        foreach (var group in groups.Order(StringComparer.Ordinal))
+        {
+            var offsets = await _admins[from].CommittedOffsetsAsync(group, partitions, ReadinessGates.SwitchCallTimeout).WaitAsync(cancellationToken).ConfigureAwait(false);
+            result.Add(new { group, partitions = offsets.Count });
+        }
+        return result;
     }
 
     /// <summary>

@@ -213,6 +213,37 @@ public sealed partial class UpstreamCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>Each topic's <c>retention.ms</c> as the cluster describes it (-1: kept forever); topics it could not describe are left out.</summary>
+    /// <exception cref="UpstreamUnavailableException">The cluster is unreachable, or does not offer DescribeConfigs.</exception>
+    public async Task<Dictionary<string, long>> TopicRetentionMsAsync(IReadOnlyCollection<string> topics)
+    {
+        var result = new Dictionary<string, long>(StringComparer.Ordinal);
+        var view = View ?? await RefreshAsync().ConfigureAwait(false);
+        // Asked only when offered: a broker (librdkafka's mock among them) may close the connection on an API it lacks.
+        if (!view.ApiVersions.TryGetValue((short)ApiKey.DescribeConfigs, out var range))
+        {
+            throw new UpstreamUnavailableException($"Cluster '{Name}' does not offer DescribeConfigs.");
+        }
+        if (topics.Count == 0)
+        {
+            return result;
+        }
+        var version = Math.Max(range.Min, Math.Min(range.Max, KafkaApis.HighestVersion(ApiKey.DescribeConfigs)));
+        var response = await SendControlAsync<DescribeConfigsResponse>(ApiKey.DescribeConfigs, version, new DescribeConfigsRequest
+        {
+            Resources = [.. topics.Select(t => new DescribeConfigsRequest.DescribeConfigsResource { ResourceType = 2, ResourceName = t, ConfigurationKeys = ["retention.ms"] })],
+        }).ConfigureAwait(false);
+        foreach (var topic in response.Results.Where(r => r.ErrorCode == 0))
+        {
+            if (topic.Configs.FirstOrDefault(c => c.Name == "retention.ms")?.Value is { } value
+                && long.TryParse(value, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var ms))
+            {
+                result[topic.ResourceName] = ms;
+            }
+        }
+        return result;
+    }
+
     public void ForgetCoordinator(sbyte keyType, string key) => _coordinators.TryRemove((keyType, key), out _);
 
     private async Task<T> SendControlAsync<T>(ApiKey apiKey, short version, IKafkaMessage request) where T : IKafkaMessage, new()

@@ -16,7 +16,7 @@ public sealed class CommandLineTests
 
         Assert.True(code == 0, stderr);
         Assert.Empty(stderr);
-        foreach (var command in new[] { "run", "demo", "routes", "switch", "rollback", "close", "fleet", "clients" })
+        foreach (var command in new[] { "run", "demo", "routes", "status", "switch", "rollback", "close", "fleet", "clients" })
         {
             Assert.Matches($@"(?m)^\s+{command}\b", output);
         }
@@ -30,7 +30,7 @@ public sealed class CommandLineTests
         Assert.True(code == 0, stderr);
         Assert.Empty(stderr);
         Assert.Contains("switch <FAMILY>", output, StringComparison.Ordinal);
-        foreach (var option in new[] { "--write", "--read", "--reason", "--force", "--timeout-ms", "--admin", "--token" })
+        foreach (var option in new[] { "--write", "--read", "--dry-run", "--reason", "--force", "--timeout-ms", "--admin", "--token" })
         {
             Assert.Contains(option, output, StringComparison.Ordinal);
         }
@@ -58,6 +58,10 @@ public sealed class CommandLineTests
     [InlineData("--timeout-ms needs a positive number", "rollback", "orders", "--timeout-ms", "soon")]
     [InlineData("unexpected argument 'orders'", "routes", "orders")]
     [InlineData("unknown command 'routs'", "routs")]
+    [InlineData("status needs a FAMILY", "status")]
+    [InlineData("unexpected argument '--force'", "status", "orders", "--force")]
+    [InlineData("switch needs --write and/or --read", "switch", "orders", "--dry-run")]
+    [InlineData("unexpected argument '--dry-run'", "rollback", "orders", "--dry-run")]
     public async Task Mistake_ExitsNonZero_WithOneLineReason_BeforeCallingTheAdminApi(string reason, params string[] args)
     {
         var (code, output, stderr) = await AdminCliRunner.RunWithOutputAsync([.. args, .. Unreachable]);
@@ -117,5 +121,41 @@ public sealed class CommandLineTests
         Assert.Equal("source", (await rig.FamilyAsync()).Body.GetProperty("write").GetString());
 
         static string[] Words(string line) => line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    [Fact]
+    public async Task Status_PrintsEachGateWithItsStatusAndSummary()
+    {
+        await using var rig = await SwitchingRig.StartAsync();
+        await SwitchingRig.ProduceDirectAsync(rig.Source, Enumerable.Range(0, 2).Select(i => (3, $"k{i}", $"v{i}")));
+
+        var (code, output, stderr) = await AdminCliRunner.RunWithOutputAsync(["status", SwitchingRig.Family, "--admin", rig.AdminUrl]);
+
+        Assert.True(code == 0, stderr);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd()).ToList();
+        Assert.StartsWith($"family {SwitchingRig.Family}: write=source read=source; takes over: write=target read=target; old cluster: source", lines[0], StringComparison.Ordinal);
+        Assert.Equal(["GATE", "STATUS", "SUMMARY"], lines[1].Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(["data-parity", "offset-parity", "client-routing", "source-readiness", "decision-authority"], lines.Skip(2).Select(l => l.Split(' ')[0]));
+        Assert.Contains(lines, l => l.StartsWith("data-parity", StringComparison.Ordinal) && l.Contains(" red ", StringComparison.Ordinal)
+            && l.Contains("target is behind source by 2 record(s) on 1 partition(s)", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("decision-authority", StringComparison.Ordinal) && l.Contains("no owner", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Switch_DryRun_RehearsesWithoutChangingTheRoute()
+    {
+        await using var rig = await SwitchingRig.StartAsync();
+
+        var (code, output, stderr) = await AdminCliRunner.RunWithOutputAsync(
+            ["switch", SwitchingRig.Family, "--write", "target", "--dry-run", "--reason", "cli-rehearsal", "--admin", rig.AdminUrl]);
+
+        Assert.True(code == 0, stderr);
+        using var answer = System.Text.Json.JsonDocument.Parse(output);
+        Assert.True(answer.RootElement.GetProperty("dryRun").GetBoolean());
+        Assert.Equal("target", answer.RootElement.GetProperty("wouldSwitchTo").GetProperty("write").GetString());
+        var family = await rig.FamilyAsync();
+        Assert.Equal(("source", 0L), (family.Body.GetProperty("write").GetString(), family.Body.GetProperty("epoch").GetInt64()));
+        var entry = Assert.Single(new Switchback.Proxy.Switching.AuditLog(rig.StateDirectory).ReadAll());
+        Assert.Equal(("rehearsal", "ok", "cli-rehearsal"), (entry.Action, entry.Outcome, entry.Reason));
     }
 }

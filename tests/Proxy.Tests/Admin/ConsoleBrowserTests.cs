@@ -41,9 +41,11 @@ public sealed class ConsoleBrowserTests(ITestOutputHelper output)
             browser.Driver.FindElement(By.CssSelector("#token-form button[type=submit]")).Click();
 
             page.UntilRoute("source", "source");
-            // The scorecard endpoint may not exist on this build: either the gates or the notice that it is unavailable.
-            page.Until("the orders scorecard (gates, or 'unavailable')", d => d.FindElements(By.CssSelector(
-                ".scorecard[data-family='orders'] li.gate, .scorecard[data-family='orders'] [data-scorecard='unavailable']")).Count > 0);
+            // The five gates of the family's scorecard, each with its status.
+            string[] gates = ["data-parity", "offset-parity", "client-routing", "source-readiness", "decision-authority"];
+            page.Until("the orders scorecard's five gates", d => d.FindElements(By.CssSelector(".scorecard[data-family='orders'] li.gate"))
+                .Select(g => g.GetAttribute("data-gate")).Order().SequenceEqual(gates.Order()));
+            Assert.Empty(browser.Driver.FindElements(By.CssSelector(".scorecard[data-family='orders'] [data-scorecard='unavailable']")));
             page.Until($"client {clientId} in the inventory", d => d.FindElements(By.CssSelector($"#clients tr[data-client-id='{clientId}']")).Count > 0);
             page.UntilRate("orders/produce/source");
             page.UntilRate("orders/fetch/source");

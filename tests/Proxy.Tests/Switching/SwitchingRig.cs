@@ -40,11 +40,12 @@ public sealed class SwitchingRig : IAsyncDisposable
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
 
     private readonly int? _port;
-    private IReadOnlyDictionary<string, string?>? _settings;
+    private readonly IReadOnlyDictionary<string, string?> _settings;
 
     private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts, string? readToken = null, bool mirrorBack = false,
-        bool readCommittedTarget = false)
+        IReadOnlyDictionary<string, string?>? settings = null, bool readCommittedTarget = false)
     {
+        _settings = settings ?? new Dictionary<string, string?>();
         _mirrorBack = mirrorBack;
         _token = token;
         _readToken = readToken;
@@ -102,11 +103,11 @@ public sealed class SwitchingRig : IAsyncDisposable
     /// <paramref name="groupFronts"/> each cluster's brokers are reached through a <see cref="GroupApisFront"/>, which
     /// among other things writes the offsets of committed transactions to their groups (the mock only pretends to).
     /// </summary>
-    /// <param name="settings">More configuration (keys under <c>Switchback:</c>, e.g. <c>Families:0:Owner</c>), added to the rig's own.</param>
+    /// <param name="settings">More configuration over the rig's own: full keys (<c>Switchback:Families:0:Owner</c>), or keys under <c>Switchback:</c>.</param>
     public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null, bool fixedPorts = false, bool groupFronts = false,
         string? readToken = null, bool mirrorBack = false, IReadOnlyDictionary<string, string?>? settings = null, bool readCommittedTarget = false)
     {
-        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken, mirrorBack, readCommittedTarget) { _settings = settings };
+        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken, mirrorBack, settings, readCommittedTarget);
         try
         {
             await rig.StartHostAsync();
@@ -143,9 +144,9 @@ public sealed class SwitchingRig : IAsyncDisposable
             ["Switchback:Default:Write"] = "source",
             ["Switchback:Default:Read"] = "source",
         };
-        foreach (var (key, value) in _settings ?? new Dictionary<string, string?>())
+        foreach (var (key, value) in _settings)
         {
-            settings[$"Switchback:{key}"] = value;
+            settings[key.StartsWith("Switchback:", StringComparison.Ordinal) ? key : $"Switchback:{key}"] = value;
         }
         return new ConfigurationBuilder().AddInMemoryCollection(settings.Where(s => s.Value is not null)).Build();
     }
