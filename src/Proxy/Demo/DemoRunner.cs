@@ -5,7 +5,9 @@ namespace Switchback.Proxy.Demo;
 
 /// <summary>
 /// <c>switchback demo</c>: two in-process mock clusters (<c>source</c> and <c>target</c>, three brokers each) with
-/// sample topics, and the proxy in front of them with two families. Nothing else needs to be installed.
+/// sample topics, and the proxy in front of them with two families. Nothing else needs to be installed. The orders
+/// family is replicated from source to target while it writes to source (<see cref="DemoReplication"/>), and copied
+/// back while its rollback window is open, so its switch and rollback can be tried unforced, with nothing left behind.
 /// </summary>
 public static class DemoRunner
 {
@@ -30,6 +32,7 @@ public static class DemoRunner
             .Build();
         await using var host = ProxyHost.Create(configuration);
         await host.StartAsync(cancellationToken).ConfigureAwait(false);
+        await using var replication = new DemoReplication(host.State, "orders", [.. SampleTopics.Where(t => t.Topic.StartsWith("orders.", StringComparison.Ordinal))]);
         var admin = host.AdminUri.ToString().TrimEnd('/');
         Console.WriteLine($"""
 
@@ -41,13 +44,19 @@ public static class DemoRunner
               families            orders   (topics orders.*, groups orders-*)     write=source read=source
                                   payments (topics payments.*, groups payments-*) write=target read=target
               other topics        follow the default route (source)
+              replication         orders is copied from source to target while it writes to source,
+                                  and back while its rollback window is open
+              console             {admin}/
 
             Try:
               switchback routes --admin {admin}
               kcat -b {host.BootstrapServers} -L
               echo hello | kcat -b {host.BootstrapServers} -P -t orders.events
               kcat -b {host.BootstrapServers} -C -t orders.events -e
-              curl {admin}/v1/families
+              switchback status orders --admin {admin}
+              switchback switch orders --write target --read target --dry-run --admin {admin}
+              switchback switch orders --write target --read target --admin {admin}
+              switchback rollback orders --admin {admin}
 
             Ctrl+C stops it.
             """);
@@ -75,6 +84,10 @@ public static class DemoRunner
         ["Switchback:Families:0:TransactionalIds:0"] = "orders-*",
         ["Switchback:Families:0:Write"] = "source",
         ["Switchback:Families:0:Read"] = "source",
+        ["Switchback:Families:0:MirrorBack"] = "true",
+        ["Switchback:Families:0:Owner"] = "the demo's operator",
+        ["Switchback:Families:0:AbortWhen:ProduceErrorRatePercent"] = "5",
+        ["Switchback:Families:0:AbortWhen:ForSeconds"] = "30",
         ["Switchback:Families:1:Name"] = "payments",
         ["Switchback:Families:1:Topics:0"] = "payments.*",
         ["Switchback:Families:1:Groups:0"] = "payments-*",
