@@ -118,7 +118,8 @@ public static class ConfigValidator
                 ParseRoute(key, family.Write, family.Read, clusterNames, fallback: null),
                 SecurityConfigLoader.AllowedPrincipals($"{key}:AllowedPrincipals", family.AllowedPrincipals),
                 family.MirrorBack,
-                ParseAbortWhen($"{key}:AbortWhen", family.AbortWhen)));
+                ParseAbortWhen($"{key}:AbortWhen", family.AbortWhen),
+                OffsetTranslationParser.Parse($"{key}:OffsetTranslation", family.OffsetTranslation, family.Read, clusters.Select(c => c.Name).ToList())));
         }
 
         var limits = options.Limits;

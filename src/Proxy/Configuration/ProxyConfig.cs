@@ -77,7 +77,12 @@ public sealed record FamilyConfig(
     ClusterRoute InitialRoute,
     IReadOnlyList<string>? AllowedPrincipals = null,
     bool MirrorBack = false,
-    AbortCriteria? AbortWhen = null);
+    AbortCriteria? AbortWhen = null,
+    OffsetTranslationConfig? OffsetTranslation = null)
+{
+    /// <summary>How a read switch translates the family's group offsets; identity when not configured.</summary>
+    public OffsetTranslationConfig Translation => OffsetTranslation ?? OffsetTranslationConfig.Identity;
+}
 
 /// <summary>
 /// When a family rolls itself back: any criterion set holding without a break for <see cref="For"/> while its rollback

@@ -1,5 +1,6 @@
 using Confluent.Kafka;
 using Switchback.Proxy.Routing;
+using Switchback.Proxy.Translation;
 using Switchback.Proxy.Upstream;
 using Switchback.Proxy.VirtualCluster;
 
@@ -11,9 +12,10 @@ public sealed record GateResult(string Gate, bool Passed, string Summary, object
 /// <summary>
 /// The checks a switch must pass unless forced: both clusters reachable; data parity (the cluster taking over has
 /// at least the end offsets of the one it replaces, per partition of the family); offset parity (every committed
-/// group offset of the family exists on the new read cluster).
+/// group offset of the family exists on the new read cluster). For a family whose replication does not keep offsets,
+/// <paramref name="translation"/> measures data and offset parity its own way.
 /// </summary>
-public sealed class ReadinessGates(ProxyState state, Func<string, ClusterAdmin> admins)
+public sealed class ReadinessGates(ProxyState state, Func<string, ClusterAdmin> admins, TranslationGates? translation = null)
 {
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);
 
@@ -44,12 +46,15 @@ public sealed class ReadinessGates(ProxyState state, Func<string, ClusterAdmin> 
         var partitions = FamilyPartitions(family, views.Values);
         if (from.Write != to.Write)
         {
-            results.Add(await DataParityAsync("data-parity-write", from.Write, to.Write, partitions).ConfigureAwait(false));
+            results.Add(await (translation?.DataParityAsync("data-parity-write", family, from.Write, to.Write, partitions)
+                ?? DataParityAsync("data-parity-write", from.Write, to.Write, partitions)).ConfigureAwait(false));
         }
         if (from.Read != to.Read)
         {
-            results.Add(await DataParityAsync("data-parity-read", from.Read, to.Read, partitions).ConfigureAwait(false));
-            results.Add(await OffsetParityAsync(from.Read, to.Read, groups, partitions).ConfigureAwait(false));
+            results.Add(await (translation?.DataParityAsync("data-parity-read", family, from.Read, to.Read, partitions)
+                ?? DataParityAsync("data-parity-read", from.Read, to.Read, partitions)).ConfigureAwait(false));
+            results.Add(await (translation?.OffsetParityAsync(family, from.Read, to.Read, groups, partitions)
+                ?? OffsetParityAsync(from.Read, to.Read, groups, partitions)).ConfigureAwait(false));
         }
         return results;
     }
