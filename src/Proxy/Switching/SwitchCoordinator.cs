@@ -74,7 +74,7 @@ public sealed partial class SwitchCoordinator : IDisposable
         _logger = logger;
         _admins = state.Config.Clusters.ToDictionary(c => c.Name, c => new ClusterAdmin(c), StringComparer.Ordinal);
         _translators = new OffsetTranslators(state.Config, logger);
-        _gates = new ReadinessGates(state, name => _admins[name], new TranslationGates(state.Config, _translators, name => _admins[name]));
+        _gates = new ReadinessGates(state, name => _admins[name], new TranslationGates(state.Config, _translators, name => _admins[name], state.GroupMembers));
         _groupOffsets = new GroupOffsetWriter(state.Cluster, state.GroupMembers, state.Config.Limits, logger);
     }
 

@@ -9,10 +9,13 @@ namespace Switchback.Proxy.Translation;
 /// Readiness gates for families whose replication does not keep offsets (MirrorMaker 2), where comparing end offsets
 /// compares unrelated numbers. Data parity: the replication lag per source partition, measured from the newest offset
 /// sync (source records after its upstream offset that the target does not hold after its downstream offset). Offset
-/// parity: every committed offset of the family's groups translates. Null from a method means the family's strategy
-/// leaves that gate as it is.
+/// parity: every committed offset of the family's groups translates, and (for every strategy but identity) no group
+/// has a member still attached on the old read cluster: a member that stays attached across the switch keeps fetching
+/// at its old cluster's offsets on the new one until it rejoins, and would skip or re-read records there (MirrorMaker 2
+/// syncs a group's offsets only while it has no active member, for the same reason). Null from a method means the
+/// family's strategy leaves that gate as it is.
 /// </summary>
-public sealed class TranslationGates(ProxyConfig config, OffsetTranslators translators, Func<string, ClusterAdmin> admins)
+public sealed class TranslationGates(ProxyConfig config, OffsetTranslators translators, Func<string, ClusterAdmin> admins, GroupMembers members)
 {
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);
     // Counting the records after the newest sync (markers and gaps are not records) stops here and keeps the estimate.
@@ -22,7 +25,30 @@ public sealed class TranslationGates(ProxyConfig config, OffsetTranslators trans
         translators.For(family) is MirrorMakerTranslator mm2 ? ReplicationLagAsync(gate, mm2, from, to, partitions) : null;
 
     public Task<GateResult>? OffsetParityAsync(string family, string from, string to, IReadOnlyCollection<string> groups, IReadOnlyList<TopicPartition> partitions) =>
-        translators.For(family) is MirrorMakerTranslator mm2 ? EveryOffsetTranslatesAsync(mm2, from, to, groups, partitions) : null;
+        translators.For(family) switch
+        {
+            MirrorMakerTranslator mm2 => EveryOffsetTranslatesAsync(mm2, from, to, groups, partitions),
+            TimestampTranslator => Task.FromResult(NoMemberAttached(from, groups, []) is { Count: > 0 } attached
+                ? new GateResult("offset-parity", false, AttachedSummary(attached), attached)
+                : new GateResult("offset-parity", true, $"{groups.Count} group(s): none has a member attached on '{from}'; offsets are translated by timestamp", null)),
+            _ => null,
+        };
+
+    /// <summary>The groups with members the proxy saw on <paramref name="from"/> that have not left, added to <paramref name="problems"/>.</summary>
+    private List<object> NoMemberAttached(string from, IReadOnlyCollection<string> groups, List<object> problems)
+    {
+        foreach (var group in groups)
+        {
+            if (members.On(from, group) is { Count: > 0 } attached)
+            {
+                problems.Add(new { group, attachedMembers = attached.Count, reason = $"stop its consumers first: an attached member would fetch at '{from}' offsets until it rejoins" });
+            }
+        }
+        return problems;
+    }
+
+    private static string AttachedSummary(List<object> problems) =>
+        $"{problems.Count} group(s) still have members attached (offsets differ between the clusters; stop the consumers, or force)";
 
     private async Task<GateResult> ReplicationLagAsync(string gate, MirrorMakerTranslator mm2, string from, string to, IReadOnlyList<TopicPartition> partitions)
     {
@@ -133,7 +159,8 @@ public sealed class TranslationGates(ProxyConfig config, OffsetTranslators trans
     private async Task<GateResult> EveryOffsetTranslatesAsync(MirrorMakerTranslator mm2, string from, string to, IReadOnlyCollection<string> groups,
         IReadOnlyList<TopicPartition> partitions)
     {
-        var problems = new List<object>();
+        var problems = NoMemberAttached(from, groups, []);
+        var attached = problems.Count;
         var translated = 0;
         foreach (var group in groups)
         {
@@ -154,7 +181,7 @@ public sealed class TranslationGates(ProxyConfig config, OffsetTranslators trans
         return new GateResult("offset-parity", problems.Count == 0,
             problems.Count == 0
                 ? $"{groups.Count} group(s): every committed offset ({translated}) translates to '{to}' through MirrorMaker 2's offset syncs"
-                : $"{problems.Count} committed offset(s) do not translate to '{to}'",
+                : attached == problems.Count ? AttachedSummary(problems) : $"{problems.Count - attached} committed offset(s) do not translate to '{to}'{(attached > 0 ? $"; {AttachedSummary(problems[..attached])}" : "")}",
             problems.Count == 0 ? null : problems);
     }
 }

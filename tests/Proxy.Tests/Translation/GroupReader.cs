@@ -13,6 +13,7 @@ public sealed class GroupReader : IDisposable
     private readonly IConsumer<string, string> _consumer;
     private readonly List<string> _errors = [];
     private readonly ITestOutputHelper _output;
+    private bool _disposed;
 
     public GroupReader(string bootstrapServers, string group, GroupProtocol protocol, string topic, ITestOutputHelper output)
     {
@@ -103,6 +104,11 @@ public sealed class GroupReader : IDisposable
 
     public void Dispose()
     {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
         _consumer.Close();
         _consumer.Dispose();
     }
