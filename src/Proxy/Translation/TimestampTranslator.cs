@@ -58,9 +58,9 @@ public sealed class TimestampTranslator(Func<string, ClusterConfig> clusters) : 
         {
             return translated with { NewOffset = found.Offset.Value, Note = $"first record at or after {last.Value.Timestamp.UtcDateTime:O} (old offset {last.Value.Offset})" };
         }
-        // No record as recent as the last one consumed: the new cluster has nothing the group has not seen yet.
-        var newEnd = next.QueryWatermarkOffsets(partition, CallTimeout).High.Value;
-        return translated with { NewOffset = newEnd, Note = $"no record at or after {last.Value.Timestamp.UtcDateTime:O}: the new cluster's end" };
+        // Either nothing as recent has been replicated yet, or the cluster cannot look up by timestamp: jumping to its end
+        // could skip records, so the partition is left untranslated (the operator decides, see the answer).
+        return translated.Untranslated($"the new cluster has no record at or after {last.Value.Timestamp.UtcDateTime:O} (the last consumed, old offset {last.Value.Offset})");
     }
 
     /// <summary>The last record before <paramref name="offset"/> (its offset and timestamp), searching back over gaps.</summary>
