@@ -120,7 +120,8 @@ public static class ConfigValidator
                 family.MirrorBack,
                 ParseAbortWhen($"{key}:AbortWhen", family.AbortWhen),
                 ValidateOwner($"{key}:Owner", family.Owner),
-                ValidateGates($"{key}:Gates", family.Gates)));
+                ValidateGates($"{key}:Gates", family.Gates),
+                OffsetTranslationParser.Parse($"{key}:OffsetTranslation", family.OffsetTranslation, family.Read, clusters.Select(c => c.Name).ToList())));
         }
 
         var limits = options.Limits;

@@ -83,8 +83,11 @@ public sealed record FamilyConfig(
     bool MirrorBack = false,
     AbortCriteria? AbortWhen = null,
     string? Owner = null,
-    LagLimits? Gates = null)
+    LagLimits? Gates = null,
+    OffsetTranslationConfig? OffsetTranslation = null)
 {
+    /// <summary>How a read switch translates the family's group offsets; identity when not configured.</summary>
+    public OffsetTranslationConfig Translation => OffsetTranslation ?? OffsetTranslationConfig.Identity;
     /// <summary>The data-parity gate's limits; by default the cluster taking over must have every record.</summary>
     public LagLimits LagLimits => Gates ?? LagLimits.None;
 }

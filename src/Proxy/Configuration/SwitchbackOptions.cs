@@ -126,6 +126,33 @@ public sealed class FamilyOptions
     public string? Owner { get; set; }
     /// <summary>How far the cluster taking over may lag for the data-parity gate to pass.</summary>
     public FamilyGatesOptions? Gates { get; set; }
+    /// <summary>How a read switch carries group offsets to a cluster whose offsets differ (identity when absent).</summary>
+    public OffsetTranslationOptions? OffsetTranslation { get; set; }
+}
+
+public sealed class OffsetTranslationOptions
+{
+    /// <summary><c>identity</c> (offsets kept by replication), <c>mirrormaker2</c> or <c>timestamp</c>.</summary>
+    public string? Strategy { get; set; }
+    /// <summary>The configured cluster MirrorMaker 2 replicates from (default: the family's configured Read cluster).</summary>
+    public string? SourceCluster { get; set; }
+    /// <summary>The configured cluster it replicates to (default: the one other cluster, when exactly two are configured).</summary>
+    public string? TargetCluster { get; set; }
+    /// <summary>MirrorMaker 2's alias of the source cluster (default: SourceCluster's name).</summary>
+    public string? SourceAlias { get; set; }
+    /// <summary>MirrorMaker 2's alias of the target cluster (default: TargetCluster's name); it names the offset-syncs topic.</summary>
+    public string? TargetAlias { get; set; }
+    /// <summary><c>identity</c> (same topic names on both clusters) or <c>default</c> (<c>&lt;SourceAlias&gt;.&lt;topic&gt;</c> on the target).</summary>
+    public string? ReplicationPolicy { get; set; }
+    public InternalTopicOptions OffsetSyncs { get; set; } = new();
+    public InternalTopicOptions Checkpoints { get; set; } = new();
+}
+
+public sealed class InternalTopicOptions
+{
+    /// <summary>The configured cluster that holds the topic.</summary>
+    public string? Cluster { get; set; }
+    public string? Topic { get; set; }
 }
 
 public sealed class AbortWhenOptions

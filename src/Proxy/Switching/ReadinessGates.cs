@@ -2,6 +2,7 @@ using System.Text.Json.Serialization;
 using Confluent.Kafka;
 using Switchback.Proxy.Configuration;
 using Switchback.Proxy.Routing;
+using Switchback.Proxy.Translation;
 using Switchback.Proxy.Upstream;
 using Switchback.Proxy.VirtualCluster;
 
@@ -28,8 +29,10 @@ public sealed record PartitionLag(
 /// clusters reachable; data parity (the cluster taking over has the records of the one it replaces, per partition of
 /// the family, within the family's <see cref="LagLimits"/>); offset parity (every committed group offset of the family
 /// exists on the new read cluster).
+/// For a family whose replication does not keep offsets, <paramref name="translation"/> measures the switch's data and
+/// offset parity its own way.
 /// </summary>
-public sealed class ReadinessGates(ProxyState state, Func<string, ClusterAdmin> admins)
+public sealed class ReadinessGates(ProxyState state, Func<string, ClusterAdmin> admins, TranslationGates? translation = null)
 {
     /// <summary>Bound of each admin call a switch makes.</summary>
     public static readonly TimeSpan SwitchCallTimeout = TimeSpan.FromSeconds(10);
@@ -54,12 +57,15 @@ public sealed class ReadinessGates(ProxyState state, Func<string, ClusterAdmin> 
         var limits = LimitsOf(family);
         if (from.Write != to.Write)
         {
-            results.Add(await DataParityAsync("data-parity-write", from.Write, to.Write, partitions, limits, SwitchCallTimeout).ConfigureAwait(false));
+            results.Add(await (translation?.DataParityAsync("data-parity-write", family, from.Write, to.Write, partitions)
+                ?? DataParityAsync("data-parity-write", from.Write, to.Write, partitions, limits, SwitchCallTimeout)).ConfigureAwait(false));
         }
         if (from.Read != to.Read)
         {
-            results.Add(await DataParityAsync("data-parity-read", from.Read, to.Read, partitions, limits, SwitchCallTimeout).ConfigureAwait(false));
-            results.Add(await OffsetParityAsync(from.Read, to.Read, groups, partitions, SwitchCallTimeout).ConfigureAwait(false));
+            results.Add(await (translation?.DataParityAsync("data-parity-read", family, from.Read, to.Read, partitions)
+                ?? DataParityAsync("data-parity-read", from.Read, to.Read, partitions, limits, SwitchCallTimeout)).ConfigureAwait(false));
+            results.Add(await (translation?.OffsetParityAsync(family, from.Read, to.Read, groups, partitions)
+                ?? OffsetParityAsync(from.Read, to.Read, groups, partitions, SwitchCallTimeout)).ConfigureAwait(false));
         }
         return results;
     }

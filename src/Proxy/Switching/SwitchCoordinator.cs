@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Switchback.Proxy.Fleet;
 using Switchback.Proxy.Metrics;
 using Switchback.Proxy.Routing;
+using Switchback.Proxy.Translation;
 using Switchback.Proxy.Window;
 using Switchback.Proxy.Upstream;
 using Switchback.Proxy.VirtualCluster;
@@ -55,6 +56,7 @@ public sealed partial class SwitchCoordinator : IDisposable
     // Rollback windows' mirrors (new write cluster back to the origin's); null where none may run.
     private readonly MirrorSupervisor? _mirrors;
     private readonly GroupOffsetWriter _groupOffsets;
+    private readonly OffsetTranslators _translators;
     // The last read switch's removal of the members it moved: it runs on after the answer, and the next switch waits for it.
     private Task _memberRemoval = Task.CompletedTask;
     // End offsets of a family's new write cluster when writes moved there: what a rollback leaves behind is measured against them.
@@ -71,7 +73,8 @@ public sealed partial class SwitchCoordinator : IDisposable
         _metrics = metrics;
         _logger = logger;
         _admins = state.Config.Clusters.ToDictionary(c => c.Name, c => new ClusterAdmin(c), StringComparer.Ordinal);
-        _gates = new ReadinessGates(state, name => _admins[name]);
+        _translators = new OffsetTranslators(state.Config, logger);
+        _gates = new ReadinessGates(state, name => _admins[name], new TranslationGates(state.Config, _translators, name => _admins[name], state.GroupMembers));
         _groupOffsets = new GroupOffsetWriter(state.Cluster, state.GroupMembers, state.Config.Limits, logger);
     }
 
@@ -540,9 +543,11 @@ public sealed partial class SwitchCoordinator : IDisposable
     }
 
     /// <summary>
-    /// Copies each group's committed offsets from the old read cluster to the new one (identity translation:
-    /// replication is expected to keep offsets; other strategies plug in here). Groups are copied side by side; every
-    /// group that could not be written is named, with its partitions and errors, in the exception.
+    /// Copies each group's committed offsets from the old read cluster to the new one, translated by the family's
+    /// strategy (<see cref="OffsetTranslators"/>; identity when replication keeps offsets). A translated offset never
+    /// moves the group's offset on the new cluster backwards, and a partition that does not translate is not written
+    /// (the answer says why). Groups are copied side by side; every group that could not be written is named, with its
+    /// partitions and errors, in the exception.
     /// </summary>
     private async Task<List<object>> CopyGroupOffsetsAsync(string family, IReadOnlyCollection<string> groups, string from, string to,
         GroupWriteProgress progress, CancellationToken cancellationToken)
@@ -559,6 +564,8 @@ public sealed partial class SwitchCoordinator : IDisposable
         var partitions = _gates.FamilyPartitions(family, views);
         var timeout = TimeSpan.FromSeconds(10);
         var written = new ConcurrentDictionary<string, GroupOffsetsWritten>(StringComparer.Ordinal);
+        var translations = new ConcurrentDictionary<string, IReadOnlyList<TranslatedOffset>>(StringComparer.Ordinal);
+        var translator = _translators.For(family);
         await Parallel.ForEachAsync(groups, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (group, token) =>
         {
             Dictionary<TopicPartition, long> offsets;
@@ -574,13 +581,37 @@ public sealed partial class SwitchCoordinator : IDisposable
                 written[group] = new GroupOffsetsWritten(group, from, 0, null, 0, [], $"its committed offsets could not be read: {e.Error.Reason}");
                 return;
             }
+            Dictionary<TopicPartition, long> translated;
             try
             {
-                written[group] = await _groupOffsets.WriteAsync(to, group, offsets, progress, token).ConfigureAwait(false);
+                progress.Step(group, $"translating the offsets of group '{group}' from '{from}' to '{to}' ({translator.Strategy})");
+                var translation = await translator.TranslateAsync(group, offsets, from, to, token).ConfigureAwait(false);
+                if (translator is not IdentityTranslator)
+                {
+                    translation = await NeverBackwardsAsync(group, to, translation, timeout, token).ConfigureAwait(false);
+                }
+                progress.Done(group);
+                translations[group] = translation;
+                var untranslated = translation.Where(t => t.NewOffset is null).ToList();
+                if (untranslated.Count > 0)
+                {
+                    LogNotTranslated(_logger, group, to, untranslated.Count, string.Join("; ", untranslated.Select(t => $"{t.Topic}[{t.Partition}]@{t.OldOffset}: {t.Note}")));
+                }
+                translated = translation.Where(t => t.NewOffset is not null && t.Method != TranslationMethod.Kept).ToDictionary(t => t.NewPartition, t => t.NewOffset!.Value);
+            }
+            catch (KafkaException e)
+            {
+                progress.Done(group);
+                written[group] = new GroupOffsetsWritten(group, to, 0, null, 0, [], $"its offsets could not be translated: {e.Error.Reason}");
+                return;
+            }
+            try
+            {
+                written[group] = await _groupOffsets.WriteAsync(to, group, translated, progress, token).ConfigureAwait(false);
             }
             catch (UpstreamUnavailableException e)
             {
-                written[group] = new GroupOffsetsWritten(group, to, offsets.Count, null, 0, [], e.Message.TrimEnd('.'));
+                written[group] = new GroupOffsetsWritten(group, to, translated.Count, null, 0, [], e.Message.TrimEnd('.'));
             }
         }).ConfigureAwait(false);
 
@@ -593,7 +624,39 @@ public sealed partial class SwitchCoordinator : IDisposable
         {
             throw new GroupOffsetsNotCopiedException(to, [.. results.Where(r => !r.Succeeded)]);
         }
-        return [.. results.Select(r => (object)new { group = r.Group, partitions = r.Partitions })];
+        return [.. results.Select(r => (object)new
+        {
+            group = r.Group,
+            partitions = r.Partitions,
+            offsets = translations.GetValueOrDefault(r.Group, []).OrderBy(t => t.Topic, StringComparer.Ordinal).ThenBy(t => t.Partition).Select(t => new
+            {
+                topic = t.Topic,
+                partition = t.Partition,
+                newTopic = t.NewTopic == t.Topic ? null : t.NewTopic,
+                oldOffset = t.OldOffset,
+                newOffset = t.NewOffset,
+                how = t.Method,
+                note = t.Note,
+            }),
+        })];
+    }
+
+    /// <summary>
+    /// A translation never moves a group's offset on the new cluster backwards (as MirrorMaker 2's checkpoint connector
+    /// does not): where the group already stands further there, its offset is kept.
+    /// </summary>
+    private async Task<IReadOnlyList<TranslatedOffset>> NeverBackwardsAsync(string group, string to, IReadOnlyList<TranslatedOffset> translation,
+        TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var partitions = translation.Where(t => t.NewOffset is not null).Select(t => t.NewPartition).ToList();
+        if (partitions.Count == 0)
+        {
+            return translation;
+        }
+        var existing = await _admins[to].CommittedOffsetsAsync(group, partitions, timeout).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return [.. translation.Select(t => t.NewOffset is { } offset && existing.TryGetValue(t.NewPartition, out var there) && there >= offset
+            ? t with { NewOffset = there, Method = TranslationMethod.Kept, Note = $"already at {there} on '{to}' ({t.Method} gave {offset})" }
+            : t)];
     }
 
     /// <summary>
@@ -800,6 +863,7 @@ public sealed partial class SwitchCoordinator : IDisposable
             admin.Dispose();
         }
         _oneAtATime.Dispose();
+        _translators.Dispose();
     }
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "{Action} of family {Family}: {From} -> {To}, paused {PauseMs:0.###} ms")]
@@ -813,6 +877,9 @@ public sealed partial class SwitchCoordinator : IDisposable
 
     [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Members of group {Group} on cluster {Cluster} could not be removed (they stay until their sessions time out): {Reason}")]
     private static partial void LogMembersNotRemoved(ILogger logger, string group, string cluster, string reason);
+
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "Group {Group}: {Count} committed offset(s) not translated to cluster {Cluster}, so not written there: {Reasons}")]
+    private static partial void LogNotTranslated(ILogger logger, string group, string cluster, int count, string reasons);
 
     [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "The rollback window's mirror of family {Family} did not start (a rollback will count what it leaves behind): {Reason}")]
     private static partial void LogMirrorNotStarted(ILogger logger, string family, string reason);

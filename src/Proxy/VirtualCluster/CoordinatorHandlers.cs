@@ -146,6 +146,10 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 {
                     response = GroupMembershipObserver.JoinGroupAnswered(state.GroupMembers, context, response, target.Cluster, joinedGroup);
                 }
+                if (response is not null && context.ApiKey == ApiKey.LeaveGroup && target.Key is { } leftGroup)
+                {
+                    response = GroupMembershipObserver.LeaveGroupAnswered(state.GroupMembers, context, response, target.Cluster, leftGroup);
+                }
                 if (response is not null && context.ApiKey == ApiKey.InitProducerId && target.Key is { } initialized)
                 {
                     var initRequest = context.Decode<InitProducerIdRequest>();

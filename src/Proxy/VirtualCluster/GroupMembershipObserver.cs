@@ -43,6 +43,35 @@ public static class GroupMembershipObserver
         return frame;
     }
 
+    /// <summary>Relays a LeaveGroup answer; when the group took it, the members that asked to leave are gone.</summary>
+    public static Task<PooledFrame> LeaveGroupAnswered(GroupMembers members, RequestContext context, Task<PooledFrame> response, string cluster, string group)
+    {
+        var request = context.Decode<LeaveGroupRequest>();
+        var leaving = context.Version < 3 ? [request.MemberId] : request.Members.Select(m => m.MemberId).ToList();
+        return NoteLeftAsync(members, context.ApiKey, context.Version, response, cluster, group, leaving);
+    }
+
+    private static async Task<PooledFrame> NoteLeftAsync(GroupMembers members, ApiKey apiKey, short version, Task<PooledFrame> response,
+        string cluster, string group, List<string> leaving)
+    {
+        var frame = await response.ConfigureAwait(false);
+        try
+        {
+            var answer = FrameCodec.DecodeResponse<LeaveGroupResponse>(frame, apiKey, version);
+            if (answer.ErrorCode is 0 or (short)ErrorCode.UnknownMemberId)
+            {
+                // Per-member errors (v3+) keep a member that was refused; the mock cluster answers without the list.
+                var refused = answer.Members.Where(m => m.ErrorCode is not 0 and not (short)ErrorCode.UnknownMemberId).Select(m => m.MemberId).ToHashSet();
+                members.Gone(cluster, group, leaving.Where(m => !string.IsNullOrEmpty(m) && !refused.Contains(m)));
+            }
+        }
+        catch (KafkaProtocolException)
+        {
+            // Relayed as the broker sent it; the members are simply not noted as gone.
+        }
+        return frame;
+    }
+
     /// <summary>Notes a KIP-848 heartbeat's outcome: the member is in the group at the answered epoch, or gone.</summary>
     public static void ConsumerHeartbeatAnswered(GroupMembers members, string cluster, ConsumerGroupHeartbeatRequest request,
         ConsumerGroupHeartbeatResponse response)
