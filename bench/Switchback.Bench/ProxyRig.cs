@@ -42,12 +42,13 @@ public sealed class ProxyRig : IAsyncDisposable
 
     /// <summary>Starts the clusters and <paramref name="instances"/> proxies; a fleet is returned once every member sees all the others.</summary>
     /// <param name="controlReadWaitMs">The fleet's <c>Fleet:ReadWaitMs</c>; the proxy's default when null.</param>
-    public static async Task<ProxyRig> StartAsync(int instances, int partitions, int? controlReadWaitMs = null)
+    /// <param name="mirrorBack">The family's <c>MirrorBack</c>.</param>
+    public static async Task<ProxyRig> StartAsync(int instances, int partitions, int? controlReadWaitMs = null, bool mirrorBack = false)
     {
         var rig = new ProxyRig(partitions, fleet: instances > 1);
         try
         {
-            var configurations = Enumerable.Range(1, instances).Select(i => rig.Configuration(instances > 1 ? $"p{i}" : null, controlReadWaitMs)).ToList();
+            var configurations = Enumerable.Range(1, instances).Select(i => rig.Configuration(instances > 1 ? $"p{i}" : null, controlReadWaitMs, mirrorBack)).ToList();
             var hosts = configurations.Select(c => ProxyHost.Create(c, logging => logging.ClearProviders().AddConsole().SetMinimumLevel(LogLevel.Error))).ToList();
             rig._instances.AddRange(hosts);
             // Side by side: each join rebalances the group, so one after another would wait out each rebalance.
@@ -78,7 +79,7 @@ public sealed class ProxyRig : IAsyncDisposable
         }
     }
 
-    private IConfiguration Configuration(string? instanceId, int? controlReadWaitMs)
+    private IConfiguration Configuration(string? instanceId, int? controlReadWaitMs, bool mirrorBack)
     {
         var stateDirectory = Path.Combine(Path.GetTempPath(), $"switchback-bench-{Environment.ProcessId}-{instanceId ?? "single"}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(stateDirectory);
@@ -97,6 +98,7 @@ public sealed class ProxyRig : IAsyncDisposable
             ["Switchback:Families:0:Groups:0"] = "orders-*",
             ["Switchback:Families:0:Write"] = "source",
             ["Switchback:Families:0:Read"] = "source",
+            ["Switchback:Families:0:MirrorBack"] = mirrorBack ? "true" : null,
             ["Switchback:Default:Write"] = "source",
             ["Switchback:Default:Read"] = "source",
         };
@@ -110,7 +112,7 @@ public sealed class ProxyRig : IAsyncDisposable
                 settings["Switchback:Fleet:ReadWaitMs"] = wait.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
         }
-        return new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        return new ConfigurationBuilder().AddInMemoryCollection(settings.Where(s => s.Value is not null)).Build();
     }
 
     public async ValueTask DisposeAsync()

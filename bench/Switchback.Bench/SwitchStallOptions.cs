@@ -15,7 +15,8 @@ public sealed record SwitchStallOptions(
     bool Idempotent,
     int Instances,
     bool Compare,
-    int? ControlReadWaitMs)
+    int? ControlReadWaitMs,
+    bool MirrorBack = false)
 {
     /// <summary>The fleet size <c>--compare</c> measures against one instance when <c>--instances</c> is not given.</summary>
     public const int DefaultFleetSize = 3;
@@ -50,6 +51,7 @@ public sealed record SwitchStallOptions(
                 "--instances" => options with { Instances = Number() },
                 "--compare" => options with { Compare = true },
                 "--control-read-wait-ms" => options with { ControlReadWaitMs = Number() },
+                "--mirror-back" => options with { MirrorBack = true },
                 _ => throw new ArgumentException($"unknown option '{args[i]}'"),
             };
         }
@@ -61,12 +63,14 @@ public sealed record SwitchStallOptions(
     public const string Usage = """
         switch-stall [--rate 20000] [--producers 4] [--partitions 12] [--cycles 5] [--gap-ms 4000]
                      [--warmup-ms 3000] [--window-ms 1000] [--record-bytes 256] [--no-idempotence]
-                     [--instances 1] [--compare] [--control-read-wait-ms N]
+                     [--instances 1] [--compare] [--control-read-wait-ms N] [--mirror-back]
           --instances N  N proxy instances in one fleet (control topic on the source cluster); producer i
                          bootstraps to instance i mod N; switches are called on the first instance, rollbacks
                          on the second. --producers defaults to 1 per instance then.
           --compare      one run with 1 instance, then one with the fleet (--instances, default 3), same load
           --control-read-wait-ms N  the fleet's Fleet:ReadWaitMs (default: the proxy's, 10); the mock cluster
                          waits out every read of the control topic that finds nothing new, a real broker does not
+          --mirror-back  the family's MirrorBack on: each rollback waits, inside its pause, for the rollback
+                         window's mirror to copy back what was written to target (left behind is reported)
         """;
 }

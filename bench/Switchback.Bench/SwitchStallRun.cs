@@ -41,7 +41,7 @@ public static class SwitchStallRun
     /// <summary>One run on a fresh rig; null when a switch or rollback failed (reported on stderr).</summary>
     private static async Task<StallResult?> MeasureAsync(SwitchStallOptions options, int instances)
     {
-        await using var rig = await ProxyRig.StartAsync(instances, options.Partitions, options.ControlReadWaitMs);
+        await using var rig = await ProxyRig.StartAsync(instances, options.Partitions, options.ControlReadWaitMs, options.MirrorBack);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
         Console.WriteLine();
         Console.WriteLine(rig.IsFleet
@@ -78,7 +78,13 @@ public static class SwitchStallRun
                     threads.ForEach(t => t.Join());
                     return null;
                 }
-                var pause = JsonDocument.Parse(text).RootElement.GetProperty("pauseMs").GetDouble();
+                var answer = JsonDocument.Parse(text).RootElement;
+                var pause = answer.GetProperty("pauseMs").GetDouble();
+                if (options.MirrorBack && action == "rollback")
+                {
+                    var details = answer.GetProperty("details");
+                    Console.WriteLine($"rollback {cycle + 1}: pause {pause:0.0} ms, left behind {details.GetProperty("leftBehind").GetProperty("records").GetInt64()} record(s), mirror {details.GetProperty("mirror")}");
+                }
                 actions.Add(new SwitchAction(at, action, calledOn, pause, answered));
                 await Task.Delay(options.Gap);
             }

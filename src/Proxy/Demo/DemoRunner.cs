@@ -27,6 +27,7 @@ public static class DemoRunner
         }
         var configuration = new ConfigurationBuilder()
             .AddInMemoryCollection(DemoSettings(source.BootstrapServers, target.BootstrapServers))
+            .AddInMemoryCollection(RollbackWindowSettings)
             .AddEnvironmentVariables()
             .AddCommandLine(args)
             .Build();
@@ -70,6 +71,15 @@ public static class DemoRunner
         return 0;
     }
 
+    /// <summary>The orders family's rollback window as the walk-through uses it: copied back, owned, with abort criteria.</summary>
+    private static readonly Dictionary<string, string?> RollbackWindowSettings = new()
+    {
+        ["Switchback:Families:0:MirrorBack"] = "true",
+        ["Switchback:Families:0:Owner"] = "the demo's operator",
+        ["Switchback:Families:0:AbortWhen:ProduceErrorRatePercent"] = "5",
+        ["Switchback:Families:0:AbortWhen:ForSeconds"] = "30",
+    };
+
     public static Dictionary<string, string?> DemoSettings(string sourceBootstrap, string targetBootstrap) => new()
     {
         ["Switchback:Listener:Bind"] = "127.0.0.1:9092",
@@ -84,10 +94,6 @@ public static class DemoRunner
         ["Switchback:Families:0:TransactionalIds:0"] = "orders-*",
         ["Switchback:Families:0:Write"] = "source",
         ["Switchback:Families:0:Read"] = "source",
-        ["Switchback:Families:0:MirrorBack"] = "true",
-        ["Switchback:Families:0:Owner"] = "the demo's operator",
-        ["Switchback:Families:0:AbortWhen:ProduceErrorRatePercent"] = "5",
-        ["Switchback:Families:0:AbortWhen:ForSeconds"] = "30",
         ["Switchback:Families:1:Name"] = "payments",
         ["Switchback:Families:1:Topics:0"] = "payments.*",
         ["Switchback:Families:1:Groups:0"] = "payments-*",

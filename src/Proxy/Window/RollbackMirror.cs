@@ -122,7 +122,10 @@ public sealed partial class RollbackMirror : IAsyncDisposable
         Dictionary<TopicPartition, long> oldEnds;
         using (var admin = new ClusterAdmin(to))
         {
-            oldEnds = await admin.EndOffsetsAsync([.. startOffsets.Keys], options.EffectiveAdminTimeout).WaitAsync(cancellationToken).ConfigureAwait(false);
+            // A new admin client's first query also finds the cluster's leaders, which a loaded machine can take seconds
+            // over: at least the default bound here (the caller's token still ends it), whatever the running mirror's.
+            var timeout = options.EffectiveAdminTimeout > MirrorOptions.Default.EffectiveAdminTimeout ? options.EffectiveAdminTimeout : MirrorOptions.Default.EffectiveAdminTimeout;
+            oldEnds = await admin.EndOffsetsAsync([.. startOffsets.Keys], timeout).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         var missing = startOffsets.Keys.Where(p => !oldEnds.TryGetValue(p, out var end) || end < 0).ToList();
         if (missing.Count > 0)

@@ -145,7 +145,7 @@ public sealed partial class DemoCommandTests
 
     private static async Task<string?> GateAsync(HttpClient http, string gate)
     {
-        using var card = JsonDocument.Parse(await http.GetStringAsync("v1/families/orders/scorecard"));
+        using var card = JsonDocument.Parse(await http.GetStringAsync("v1/families/orders/scorecard?refresh=true"));
         return card.RootElement.GetProperty("gates").EnumerateArray().First(g => g.GetProperty("gate").GetString() == gate).GetProperty("status").GetString();
     }
 
