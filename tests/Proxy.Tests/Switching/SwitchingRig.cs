@@ -43,7 +43,7 @@ public sealed class SwitchingRig : IAsyncDisposable
     private readonly IReadOnlyDictionary<string, string?> _settings;
 
     private SwitchingRig(int partitions, string? token, bool fixedPorts, bool groupFronts, string? readToken = null, bool mirrorBack = false,
-        IReadOnlyDictionary<string, string?>? settings = null, bool readCommittedTarget = false)
+        IReadOnlyDictionary<string, string?>? settings = null, bool readCommittedTarget = false, bool timestampTarget = false)
     {
         _settings = settings ?? new Dictionary<string, string?>();
         _mirrorBack = mirrorBack;
@@ -61,6 +61,10 @@ public sealed class SwitchingRig : IAsyncDisposable
         else if (readCommittedTarget)
         {
             TargetReadCommitted = new Window.ReadCommittedFront(Target);
+        }
+        else if (timestampTarget)
+        {
+            TargetTimestamps = new Translation.TimestampListOffsetsFront(Target);
         }
         foreach (var cluster in new[] { Source, Target })
         {
@@ -81,6 +85,9 @@ public sealed class SwitchingRig : IAsyncDisposable
 
     /// <summary>With <c>readCommittedTarget</c>, the target's brokers are reached through it: read_committed fetches skip aborted transactions.</summary>
     public Window.ReadCommittedFront? TargetReadCommitted { get; }
+
+    /// <summary>With <c>timestampTarget</c>, the target's brokers are reached through it: ListOffsets by timestamp is answered.</summary>
+    public Translation.TimestampListOffsetsFront? TargetTimestamps { get; }
     public int Partitions { get; }
     public string StateDirectory { get; }
     public ProxyHost Host { get; private set; } = null!;
@@ -105,9 +112,10 @@ public sealed class SwitchingRig : IAsyncDisposable
     /// </summary>
     /// <param name="settings">More configuration over the rig's own: full keys (<c>Switchback:Families:0:Owner</c>), or keys under <c>Switchback:</c>.</param>
     public static async Task<SwitchingRig> StartAsync(int partitions = 4, string? token = null, bool fixedPorts = false, bool groupFronts = false,
-        string? readToken = null, bool mirrorBack = false, IReadOnlyDictionary<string, string?>? settings = null, bool readCommittedTarget = false)
+        string? readToken = null, bool mirrorBack = false, IReadOnlyDictionary<string, string?>? settings = null, bool readCommittedTarget = false,
+        bool timestampTarget = false)
     {
-        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken, mirrorBack, settings, readCommittedTarget);
+        var rig = new SwitchingRig(partitions, token, fixedPorts, groupFronts, readToken, mirrorBack, settings, readCommittedTarget, timestampTarget);
         try
         {
             await rig.StartHostAsync();
@@ -133,7 +141,7 @@ public sealed class SwitchingRig : IAsyncDisposable
             ["Switchback:Admin:ReadToken"] = _readToken,
             ["Switchback:StateDirectory"] = StateDirectory,
             ["Switchback:Clusters:source:BootstrapServers"] = SourceFront?.BootstrapServers ?? Source.BootstrapServers,
-            ["Switchback:Clusters:target:BootstrapServers"] = TargetFront?.BootstrapServers ?? TargetReadCommitted?.BootstrapServers ?? Target.BootstrapServers,
+            ["Switchback:Clusters:target:BootstrapServers"] = TargetFront?.BootstrapServers ?? TargetReadCommitted?.BootstrapServers ?? TargetTimestamps?.BootstrapServers ?? Target.BootstrapServers,
             ["Switchback:Families:0:Name"] = Family,
             ["Switchback:Families:0:Topics:0"] = "orders.*",
             ["Switchback:Families:0:Groups:0"] = "orders-*",
@@ -299,6 +307,10 @@ public sealed class SwitchingRig : IAsyncDisposable
         if (TargetReadCommitted is not null)
         {
             await TargetReadCommitted.DisposeAsync();
+        }
+        if (TargetTimestamps is not null)
+        {
+            await TargetTimestamps.DisposeAsync();
         }
         Source.Dispose();
         Target.Dispose();
