@@ -152,6 +152,56 @@ public sealed class WindowResumeTests(ITestOutputHelper output)
         Assert.True(rig.TargetReadCommitted!.AbortedAnswers > 0, "the mirror's reads never met an aborted transaction");
     }
 
+    [Fact]
+    public async Task WriteSwitch_ProxyRestartedWhileTheWindowIsOpen_MirrorResumes_RollbackFindsEverythingOnceOnTheOrigin()
+    {
+        await using var rig = await SwitchingRig.StartAsync(partitions: 3, mirrorBack: true, fixedPorts: true);
+        var switched = await rig.SwitchAsync(new { write = "target", force = true, reason = "restart test" });
+        Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+
+        var values = new List<string>();
+        await ProduceThroughAsync(rig.BootstrapServers, "before", 300, values);
+        await UntilAsync(() => rig.WindowAsync().GetAwaiter().GetResult().Body.GetProperty("mirroredRecords").GetInt64() > 0,
+            TimeSpan.FromSeconds(60), "the mirror to copy before the restart");
+
+        // The proxy goes down and comes back on the same ports and state directory: the window is still open, and its
+        // mirror resumes from its progress on disk.
+        await rig.RestartAsync();
+        var window = await rig.WindowAsync();
+        Assert.Equal("open", window.Body.GetProperty("state").GetString());
+        await ProduceThroughAsync(rig.BootstrapServers, "after", 300, values);
+
+        var rolledBack = await rig.RollbackAsync(new { reason = "restart test", timeoutMs = 30_000 });
+        output.WriteLine($"rollback: {rolledBack}");
+        Assert.True(rolledBack.Status == HttpStatusCode.OK, rolledBack.ToString());
+        Assert.Equal(0, rolledBack.Body.GetProperty("details").GetProperty("leftBehind").GetProperty("records").GetInt64());
+
+        var onSource = rig.ReadAll("source").Select(r => r.Value).ToList();
+        var twice = onSource.GroupBy(v => v).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        Assert.True(twice.Count == 0, $"copied twice: {string.Join(", ", twice.Take(5))}");
+        Assert.Equal(values.Order(StringComparer.Ordinal), onSource.Order(StringComparer.Ordinal));
+        Assert.Equal(rig.ReadAll("target").Select(r => (r.Partition, r.Offset, r.Value)), rig.ReadAll("source").Select(r => (r.Partition, r.Offset, r.Value)));
+    }
+
+    /// <summary>Produces <paramref name="count"/> records through the proxy with an idempotent producer and waits for every acknowledgement.</summary>
+    private static async Task ProduceThroughAsync(string bootstrap, string prefix, int count, List<string> values)
+    {
+        using var producer = new ProducerBuilder<string, string>(new ProducerConfig
+        {
+            BootstrapServers = bootstrap,
+            EnableIdempotence = true,
+            LingerMs = 2,
+            MessageTimeoutMs = 60_000,
+        }).SetLogHandler(static (_, _) => { }).Build();
+        for (var i = 0; i < count; i++)
+        {
+            var value = $"{prefix}-{i}";
+            producer.Produce(SwitchingRig.Topic, new Message<string, string> { Key = $"k{i % Keys}", Value = value });
+            values.Add(value);
+        }
+        await Task.Run(() => Assert.Equal(0, producer.Flush(TimeSpan.FromSeconds(60))));
+    }
+
     /// <summary>Where the group's reads stand against the origin's records: what a failure to read everything needs explained.</summary>
     private static string Unread(SwitchingRig rig, ConcurrentQueue<(int Partition, long Offset, string Key, string Value)> consumed)
     {
