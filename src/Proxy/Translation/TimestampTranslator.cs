@@ -63,6 +63,26 @@ public sealed class TimestampTranslator(Func<string, ClusterConfig> clusters) : 
         return translated.Untranslated($"the new cluster has no record at or after {last.Value.Timestamp.UtcDateTime:O} (the last consumed, old offset {last.Value.Offset})");
     }
 
+    /// <summary>
+    /// The timestamp of each partition's newest record on <paramref name="cluster"/> (null for a partition with none):
+    /// with replication that keeps timestamps, how far one cluster's newest record trails the other's is the lag.
+    /// </summary>
+    public Task<Dictionary<TopicPartition, Timestamp?>> NewestTimestampsAsync(string cluster, IReadOnlyList<TopicPartition> partitions,
+        CancellationToken cancellationToken) =>
+        Task.Run(() =>
+        {
+            using var consumer = Consumer(clusters(cluster), "newest");
+            var newest = new Dictionary<TopicPartition, Timestamp?>();
+            foreach (var partition in partitions)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var end = consumer.QueryWatermarkOffsets(partition, CallTimeout).High.Value;
+                newest[partition] = LastRecordBefore(consumer, partition, end)?.Timestamp;
+            }
+            consumer.Close();
+            return newest;
+        }, cancellationToken);
+
     /// <summary>The last record before <paramref name="offset"/> (its offset and timestamp), searching back over gaps.</summary>
     private static (long Offset, Timestamp Timestamp)? LastRecordBefore(IConsumer<byte[]?, byte[]?> consumer, TopicPartition partition, long offset)
     {

@@ -22,7 +22,60 @@ public sealed class TranslationGates(ProxyConfig config, OffsetTranslators trans
     private const int MaxRecordsCounted = 10_000;
 
     public Task<GateResult>? DataParityAsync(string gate, string family, string from, string to, IReadOnlyList<TopicPartition> partitions) =>
-        translators.For(family) is MirrorMakerTranslator mm2 ? ReplicationLagAsync(gate, mm2, from, to, partitions) : null;
+        translators.For(family) switch
+        {
+            MirrorMakerTranslator mm2 => ReplicationLagAsync(gate, mm2, from, to, partitions),
+            TimestampTranslator timestamps => TimestampLagAsync(gate, family, timestamps, from, to, partitions),
+            _ => null,
+        };
+
+    /// <summary>
+    /// Data parity where replication keeps timestamps but not offsets: per partition, how far the newest record on
+    /// <paramref name="to"/> trails the newest on <paramref name="from"/>, against the family's <c>Gates.MaxLagMs</c>
+    /// (default: not at all). End offsets say nothing here; record counts cannot be compared either.
+    /// </summary>
+    private async Task<GateResult> TimestampLagAsync(string gate, string family, TimestampTranslator timestamps, string from, string to,
+        IReadOnlyList<TopicPartition> partitions)
+    {
+        var maxLagMs = config.Families.FirstOrDefault(f => f.Name == family)?.LagLimits.MaxMs ?? 0;
+        Dictionary<TopicPartition, Timestamp?> oldNewest, newNewest;
+        try
+        {
+            using var timeout = new CancellationTokenSource(CallTimeout * 2);
+            oldNewest = await timestamps.NewestTimestampsAsync(from, partitions, timeout.Token).ConfigureAwait(false);
+            newNewest = await timestamps.NewestTimestampsAsync(to, partitions, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is KafkaException or OperationCanceledException)
+        {
+            return new GateResult(gate, false, $"the newest record timestamps could not be read: {(e is KafkaException k ? k.Error.Reason : "not in time")}", null);
+        }
+        var behind = new List<object>();
+        foreach (var partition in partitions)
+        {
+            if (oldNewest.GetValueOrDefault(partition) is not { } newestOld)
+            {
+                continue; // nothing to have
+            }
+            var newestNew = newNewest.GetValueOrDefault(partition);
+            var lagMs = newestNew is { } n ? newestOld.UnixTimestampMs - n.UnixTimestampMs : (long?)null;
+            if (lagMs is null || lagMs > maxLagMs)
+            {
+                behind.Add(new
+                {
+                    topic = partition.Topic,
+                    partition = partition.Partition.Value,
+                    fromNewest = newestOld.UtcDateTime,
+                    toNewest = newestNew?.UtcDateTime,
+                    behindMs = lagMs,
+                });
+            }
+        }
+        return new GateResult(gate, behind.Count == 0,
+            behind.Count == 0
+                ? $"'{to}' has records as recent as '{from}''s newest on every partition ({partitions.Count}; timestamps compared, lag allowed {maxLagMs} ms)"
+                : $"'{to}' trails '{from}''s newest record on {behind.Count} partition(s) by more than {maxLagMs} ms (timestamps compared)",
+            behind.Count == 0 ? null : behind);
+    }
 
     public Task<GateResult>? OffsetParityAsync(string family, string from, string to, IReadOnlyCollection<string> groups, IReadOnlyList<TopicPartition> partitions) =>
         translators.For(family) switch

@@ -21,6 +21,32 @@ public sealed class TimestampReadSwitchTests(ITestOutputHelper output)
     private const int TargetOwnRecords = 7;
 
     [Fact]
+    public async Task DataParityGate_ComparesNewestTimestamps_RedWhileTargetTrails_GreenOnceItHasTheNewest()
+    {
+        await using var rig = await SwitchingRig.StartAsync(partitions: Partitions, timestampTarget: true,
+            settings: new Dictionary<string, string?> { ["Families:0:OffsetTranslation:Strategy"] = "timestamp" });
+        var start = DateTimeOffset.UtcNow.AddMinutes(-10);
+        // Target holds more records than source (its own first), so end offsets would call it ahead; by timestamps it trails.
+        await ProduceAsync(rig.Target, Enumerable.Range(0, TargetOwnRecords).Select(i => ($"pre-{i}", start.AddMinutes(-5).AddMilliseconds(i))));
+        var replicated = Enumerable.Range(0, 10).Select(i => ($"r{i}", start.AddMilliseconds(10 * i))).ToList();
+        await ProduceAsync(rig.Source, replicated);
+        await ProduceAsync(rig.Target, replicated);
+        var newer = Enumerable.Range(10, 5).Select(i => ($"r{i}", start.AddSeconds(30).AddMilliseconds(10 * i))).ToList();
+        await ProduceAsync(rig.Source, newer);
+
+        var refused = await rig.SwitchAsync(new { read = "target", reason = "timestamp gate" });
+        output.WriteLine(refused.ToString());
+        Assert.Equal(HttpStatusCode.Conflict, refused.Status);
+        var gate = refused.Body.GetProperty("failed").EnumerateArray().Single(g => g.GetProperty("gate").GetString() == "data-parity-read");
+        Assert.Contains("timestamps compared", gate.GetProperty("summary").GetString(), StringComparison.Ordinal);
+        Assert.All(gate.GetProperty("evidence").EnumerateArray(), p => Assert.True(p.GetProperty("behindMs").GetInt64() >= 30_000, p.ToString()));
+
+        await ProduceAsync(rig.Target, newer);
+        var switched = await rig.SwitchAsync(new { read = "target", reason = "timestamp gate" });
+        Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+    }
+
+    [Fact]
     public async Task ReadSwitch_TimestampStrategy_ResumesAtTheLastConsumedRecordsTimestamp()
     {
         await using var rig = await SwitchingRig.StartAsync(partitions: Partitions, timestampTarget: true,
