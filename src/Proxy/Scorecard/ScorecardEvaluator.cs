@@ -108,7 +108,7 @@ public sealed class ScorecardEvaluator(ProxyState state, ReadinessGates gates, A
         var results = new List<GateResult>();
         foreach (var (name, from, to) in pairs.Where(p => p.From != p.To))
         {
-            results.Add(await gates.DataParityAsync(name, from, to, partitions, limits, CallTimeout).ConfigureAwait(false));
+            results.Add(await gates.FamilyDataParityAsync(name, family, from, to, partitions, limits, CallTimeout).ConfigureAwait(false));
         }
         if (results.Count == 0)
         {

@@ -57,18 +57,24 @@ public sealed class ReadinessGates(ProxyState state, Func<string, ClusterAdmin> 
         var limits = LimitsOf(family);
         if (from.Write != to.Write)
         {
-            results.Add(await (translation?.DataParityAsync("data-parity-write", family, from.Write, to.Write, partitions)
-                ?? DataParityAsync("data-parity-write", from.Write, to.Write, partitions, limits, SwitchCallTimeout)).ConfigureAwait(false));
+            results.Add(await FamilyDataParityAsync("data-parity-write", family, from.Write, to.Write, partitions, limits, SwitchCallTimeout).ConfigureAwait(false));
         }
         if (from.Read != to.Read)
         {
-            results.Add(await (translation?.DataParityAsync("data-parity-read", family, from.Read, to.Read, partitions)
-                ?? DataParityAsync("data-parity-read", from.Read, to.Read, partitions, limits, SwitchCallTimeout)).ConfigureAwait(false));
+            results.Add(await FamilyDataParityAsync("data-parity-read", family, from.Read, to.Read, partitions, limits, SwitchCallTimeout).ConfigureAwait(false));
             results.Add(await (translation?.OffsetParityAsync(family, from.Read, to.Read, groups, partitions)
                 ?? OffsetParityAsync(from.Read, to.Read, groups, partitions, SwitchCallTimeout)).ConfigureAwait(false));
         }
         return results;
     }
+
+    /// <summary>
+    /// Data parity as the family's replication measures it: from its offset translation where offsets are not kept
+    /// (MirrorMaker 2's syncs, newest timestamps), else by end offsets within the family's limits.
+    /// </summary>
+    public Task<GateResult> FamilyDataParityAsync(string gate, string family, string from, string to, IReadOnlyList<TopicPartition> partitions,
+        LagLimits limits, TimeSpan timeout) =>
+        translation?.DataParityAsync(gate, family, from, to, partitions) ?? DataParityAsync(gate, from, to, partitions, limits, timeout);
 
     /// <summary>The family's data-parity limits (every record, unless configured otherwise).</summary>
     public LagLimits LimitsOf(string family) => state.Config.Families.FirstOrDefault(f => f.Name == family)?.LagLimits ?? LagLimits.None;
