@@ -30,10 +30,10 @@ public sealed class AbortCriteriaTests(ITestOutputHelper output)
         var switched = await rig.SwitchAsync(new { write = "target", force = true, reason = "cutover" });
         Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
 
-        var acknowledged = new ConcurrentQueue<(string Key, int Sequence)>();
-        var errors = new ConcurrentQueue<string>();
+        var load = NewLoad();
+        var (acknowledged, errors) = (load.Acknowledged, load.Errors);
         using var stop = new CancellationTokenSource();
-        var producing = Task.Run(() => Produce(rig.BootstrapServers, acknowledged, errors, stop.Token));
+        var producing = Task.Run(() => load.Run(rig.BootstrapServers, stop.Token));
         await UntilAsync(() => acknowledged.Count >= 300, TimeSpan.FromSeconds(60), "300 records acknowledged on target");
 
         // Healthy traffic for a while does not trip it.
@@ -91,10 +91,10 @@ public sealed class AbortCriteriaTests(ITestOutputHelper output)
             ["Families:0:AbortWhen:ProduceErrorRatePercent"] = "20",
             ["Families:0:AbortWhen:ForSeconds"] = "1",
         });
-        var acknowledged = new ConcurrentQueue<(string Key, int Sequence)>();
-        var errors = new ConcurrentQueue<string>();
+        var load = NewLoad();
+        var (acknowledged, errors) = (load.Acknowledged, load.Errors);
         using var stop = new CancellationTokenSource();
-        var producing = Task.Run(() => Produce(rig.BootstrapServers, acknowledged, errors, stop.Token));
+        var producing = Task.Run(() => load.Run(rig.BootstrapServers, stop.Token));
         await UntilAsync(() => acknowledged.Count >= 100, TimeSpan.FromSeconds(60), "100 records acknowledged on source");
 
         // No window yet: errors on source are not the switch's doing, and nothing rolls back.
@@ -119,6 +119,13 @@ public sealed class AbortCriteriaTests(ITestOutputHelper output)
         Assert.DoesNotContain("abort-criteria", rig.AuditText(), StringComparison.Ordinal);
     }
 
+    /// <summary>Retries quickly, and for long: a retriable error must not fail a record while the criteria act.</summary>
+    private static KeyedLoad NewLoad() => new(Keys, TimeSpan.FromMilliseconds(10), TimeSpan.FromSeconds(120), config =>
+    {
+        config.RetryBackoffMs = 20;
+        config.RetryBackoffMaxMs = 200;
+    });
+
     private static Task UntilAsync(Func<bool> condition, TimeSpan timeout, string what) => UntilAsync(() => Task.FromResult(condition()), timeout, what);
 
     private static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
@@ -131,38 +138,4 @@ public sealed class AbortCriteriaTests(ITestOutputHelper output)
         }
     }
 
-    private static void Produce(string bootstrap, ConcurrentQueue<(string, int)> acknowledged, ConcurrentQueue<string> errors, CancellationToken stop)
-    {
-        using var producer = new ProducerBuilder<string, string>(new ProducerConfig
-        {
-            BootstrapServers = bootstrap,
-            EnableIdempotence = true,
-            Acks = Acks.All,
-            LingerMs = 2,
-            MessageTimeoutMs = 120_000,
-            RetryBackoffMs = 20,
-            RetryBackoffMaxMs = 200,
-        }).SetErrorHandler((_, e) => errors.Enqueue($"{e.Code}: {e.Reason}")).SetLogHandler(static (_, _) => { }).Build();
-        for (var sequence = 0; !stop.IsCancellationRequested; sequence++)
-        {
-            for (var k = 0; k < Keys; k++)
-            {
-                var key = $"k{k}";
-                var value = sequence;
-                producer.Produce(SwitchingRig.Topic, new Message<string, string> { Key = key, Value = value.ToString(CultureInfo.InvariantCulture) }, report =>
-                {
-                    if (report.Error.IsError)
-                    {
-                        errors.Enqueue($"{key}={value}: {report.Error.Reason}");
-                    }
-                    else
-                    {
-                        acknowledged.Enqueue((key, value));
-                    }
-                });
-            }
-            Thread.Sleep(10);
-        }
-        producer.Flush(TimeSpan.FromSeconds(60));
-    }
 }

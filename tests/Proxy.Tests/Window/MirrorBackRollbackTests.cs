@@ -27,10 +27,10 @@ public sealed class MirrorBackRollbackTests(ITestOutputHelper output)
         Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
         Assert.StartsWith("copying target to source", switched.Body.GetProperty("details").GetProperty("mirror").GetString(), StringComparison.Ordinal);
 
-        var acknowledged = new ConcurrentQueue<(string Key, int Sequence)>();
-        var errors = new ConcurrentQueue<string>();
+        var load = new KeyedLoad(Keys, TimeSpan.FromMilliseconds(10), TimeSpan.FromSeconds(30));
+        var (acknowledged, errors) = (load.Acknowledged, load.Errors);
         using var stop = new CancellationTokenSource();
-        var producing = Task.Run(() => Produce(rig.BootstrapServers, acknowledged, errors, stop.Token));
+        var producing = Task.Run(() => load.Run(rig.BootstrapServers, stop.Token));
 
         // Load on target, and a producer bypassing the proxy on source.
         await UntilAsync(() => Task.FromResult(acknowledged.Count >= 600), TimeSpan.FromSeconds(60), "600 records acknowledged on target");
@@ -85,36 +85,4 @@ public sealed class MirrorBackRollbackTests(ITestOutputHelper output)
         }
     }
 
-    private static void Produce(string bootstrap, ConcurrentQueue<(string, int)> acknowledged, ConcurrentQueue<string> errors, CancellationToken stop)
-    {
-        using var producer = new ProducerBuilder<string, string>(new ProducerConfig
-        {
-            BootstrapServers = bootstrap,
-            EnableIdempotence = true,
-            Acks = Acks.All,
-            LingerMs = 2,
-            MessageTimeoutMs = 30_000,
-        }).SetErrorHandler((_, e) => errors.Enqueue($"{e.Code}: {e.Reason}")).SetLogHandler(static (_, _) => { }).Build();
-        for (var sequence = 0; !stop.IsCancellationRequested; sequence++)
-        {
-            for (var k = 0; k < Keys; k++)
-            {
-                var key = $"k{k}";
-                var value = sequence;
-                producer.Produce(SwitchingRig.Topic, new Message<string, string> { Key = key, Value = value.ToString(CultureInfo.InvariantCulture) }, report =>
-                {
-                    if (report.Error.IsError)
-                    {
-                        errors.Enqueue($"{key}={value}: {report.Error.Reason}");
-                    }
-                    else
-                    {
-                        acknowledged.Enqueue((key, value));
-                    }
-                });
-            }
-            Thread.Sleep(10);
-        }
-        producer.Flush(TimeSpan.FromSeconds(30));
-    }
 }

@@ -31,8 +31,9 @@ public sealed class WindowResumeTests(ITestOutputHelper output)
         {
             await SwitchingRig.ProduceDirectAsync(cluster, before);
         }
-        var acknowledged = new ConcurrentQueue<(string Key, int Sequence)>();
-        var produceErrors = new ConcurrentQueue<string>();
+        // About 160 records a second: the group commits each record before the next, and must keep up.
+        var load = new KeyedLoad(Keys, TimeSpan.FromMilliseconds(50));
+        var (acknowledged, produceErrors) = (load.Acknowledged, load.Errors);
         var consumed = new ConcurrentQueue<(int Partition, long Offset, string Key, string Value)>();
         var consumeErrors = new ConcurrentQueue<string>();
         using var stop = new CancellationTokenSource();
@@ -43,7 +44,7 @@ public sealed class WindowResumeTests(ITestOutputHelper output)
         var switched = await rig.SwitchAsync(new { write = "target", read = "target", timeoutMs = 30_000, reason = "resume test" });
         output.WriteLine($"switch: {switched}");
         Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
-        var producing = Task.Run(() => Produce(rig.BootstrapServers, acknowledged, produceErrors, stop.Token));
+        var producing = Task.Run(() => load.Run(rig.BootstrapServers, stop.Token));
         var onTargetFrom = DateTime.UtcNow;
         await UntilAsync(() => DateTime.UtcNow - onTargetFrom >= WritesOnTarget && consumed.Count > before.Count + 200,
             WritesOnTarget + TimeSpan.FromSeconds(60), "20 s of writes on target, and the group reading them");
@@ -222,39 +223,6 @@ public sealed class WindowResumeTests(ITestOutputHelper output)
         }
     }
 
-    private static void Produce(string bootstrap, ConcurrentQueue<(string, int)> acknowledged, ConcurrentQueue<string> errors, CancellationToken stop)
-    {
-        using var producer = new ProducerBuilder<string, string>(new ProducerConfig
-        {
-            BootstrapServers = bootstrap,
-            EnableIdempotence = true,
-            Acks = Acks.All,
-            LingerMs = 2,
-            MessageTimeoutMs = 60_000,
-        }).SetErrorHandler((_, e) => errors.Enqueue($"{e.Code}: {e.Reason}")).SetLogHandler(static (_, _) => { }).Build();
-        for (var sequence = 0; !stop.IsCancellationRequested; sequence++)
-        {
-            for (var k = 0; k < Keys; k++)
-            {
-                var key = $"k{k}";
-                var value = sequence;
-                producer.Produce(SwitchingRig.Topic, new Message<string, string> { Key = key, Value = value.ToString(CultureInfo.InvariantCulture) }, report =>
-                {
-                    if (report.Error.IsError)
-                    {
-                        errors.Enqueue($"{key}={value}: {report.Error.Reason}");
-                    }
-                    else
-                    {
-                        acknowledged.Enqueue((key, value));
-                    }
-                });
-            }
-            // About 160 records a second: the group commits each record before the next, and must keep up.
-            Thread.Sleep(50);
-        }
-        producer.Flush(TimeSpan.FromSeconds(60));
-    }
 
     /// <summary>
     /// A consumer of the group that commits each record before counting it: a record counted was committed, so the
