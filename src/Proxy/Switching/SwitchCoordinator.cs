@@ -769,8 +769,9 @@ public sealed partial class SwitchCoordinator : IDisposable
     };
 
     /// <summary>
-    /// A rollback's details. The window's mirror and stray-write watch are not built yet: the records left on the
-    /// abandoned write cluster are counted (<c>leftBehind</c>), nothing was copied back, and stray writes are unknown.
+    /// A rollback's details: the offsets copied back, what the abandoned write cluster still holds that the origin lacks
+    /// (<c>leftBehind</c>: 0 once a window's mirror has caught up), the mirror's end, and the stray writes it counted
+    /// (null without a mirror: nothing watched the origin).
     /// </summary>
     private static object RollbackDetails(List<object> copied, object? leftBehind, MirrorOutcome? mirror = null) => new
     {
