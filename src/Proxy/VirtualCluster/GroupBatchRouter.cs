@@ -24,6 +24,12 @@ public sealed class GroupBatchRouter(ProxyState state)
         for (var i = 0; i < groups.Count; i++)
         {
             var group = groups[i];
+            if (state.Config.IsReservedGroup(group))
+            {
+                // The fleet's own group: described or deleted by a client, it could pose as an instance or end the fleet's membership.
+                failures[i] = ErrorCode.GroupAuthorizationFailed;
+                continue;
+            }
             var family = routes.ForGroup(group);
             state.Traffic.For(family.Family).GroupSeen(group);
             if (state.Authorization is { } authorization && !authorization.MayUseFamily(context.Session.Principal, family.Family))

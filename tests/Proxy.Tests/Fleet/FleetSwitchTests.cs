@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using Confluent.Kafka;
+using Confluent.Kafka.Admin;
 using Microsoft.Extensions.DependencyInjection;
 using Switchback.Proxy.Fleet;
 using Switchback.Proxy.Tests.Switching;
@@ -207,6 +208,18 @@ public sealed class FleetSwitchTests(ITestOutputHelper output)
         await polling.CancelAsync();
         await poll;
         Assert.Equal(ErrorCode.GroupAuthorizationFailed, error.Code);
+
+        // Requests naming several groups are refused for the fleet's group too, entry by entry; the others are answered.
+        var fleetGroup = $"{FleetRig.ControlTopic}-fleet";
+        var described = await Assert.ThrowsAsync<DescribeConsumerGroupsException>(() =>
+            admin.DescribeConsumerGroupsAsync([fleetGroup, "orders-someone"], new DescribeConsumerGroupsOptions { RequestTimeout = TimeSpan.FromSeconds(20) }));
+        var descriptions = described.Results.ConsumerGroupDescriptions;
+        Assert.Equal(ErrorCode.GroupAuthorizationFailed, descriptions.Single(r => r.GroupId == fleetGroup).Error.Code);
+        // (the mock knows no such group: whatever it answers, it is not the proxy's refusal)
+        Assert.NotEqual(ErrorCode.GroupAuthorizationFailed, descriptions.Single(r => r.GroupId == "orders-someone").Error.Code);
+        var deleted = await Assert.ThrowsAsync<DeleteGroupsException>(() =>
+            admin.DeleteGroupsAsync([fleetGroup], new DeleteGroupsOptions { RequestTimeout = TimeSpan.FromSeconds(20) }));
+        Assert.Equal(ErrorCode.GroupAuthorizationFailed, deleted.Results.Single().Error.Code);
         // The instance itself is unharmed: still the fleet's only member, routing.
         Assert.False(rig["p1"].Services.GetRequiredService<FleetCoordinator>().IsFenced);
     }
