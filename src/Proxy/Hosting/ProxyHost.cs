@@ -96,6 +96,7 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.Services.AddSingleton<BrokerListeners>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<BrokerListeners>());
         builder.Services.AddHostedService<AbortMonitor>();
+        builder.Services.AddHostedService<ControlPlaneWarmup>();
         builder.Services.AddRouting();
 
         // Client connections receive in 32 KiB blocks (see ClientBufferPool), not Kestrel's 4 KiB ones.

@@ -57,6 +57,20 @@ public sealed class ClusterAdmin(ClusterConfig cluster) : IDisposable
         }
     }
 
+    /// <summary>
+    /// Creates the client and connects it: to the leaders of <paramref name="partitions"/>, whose end offsets it reads
+    /// (the call a switch makes first), or to the cluster alone when none are given.
+    /// </summary>
+    public async Task WarmAsync(IReadOnlyCollection<TopicPartition> partitions, TimeSpan timeout)
+    {
+        if (partitions.Count > 0)
+        {
+            await EndOffsetsAsync(partitions, timeout).ConfigureAwait(false);
+            return;
+        }
+        await Task.Run(() => _admin.Value.GetMetadata(timeout)).ConfigureAwait(false); // blocks: off the caller's thread
+    }
+
     public async Task<Dictionary<TopicPartition, long>> EndOffsetsAsync(IReadOnlyCollection<TopicPartition> partitions, TimeSpan timeout)
     {
         var result = new Dictionary<TopicPartition, long>();

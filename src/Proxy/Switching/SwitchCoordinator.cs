@@ -857,6 +857,23 @@ public sealed partial class SwitchCoordinator : IDisposable
         }
     }
 
+    /// <summary>
+    /// Starts and connects the control-plane client of <paramref name="cluster"/> (one partition per leading broker
+    /// of its view is asked for its end offset), so that no switch pays for starting it: on a busy machine its
+    /// threads, connections and first calls cost the data path tens of milliseconds.
+    /// </summary>
+    public async Task WarmAdminAsync(string cluster, CancellationToken cancellationToken)
+    {
+        var view = await _state.Cluster(cluster).GetViewAsync(cancellationToken).ConfigureAwait(false);
+        var partitions = view.Topics.Values
+            .Where(t => t.ErrorCode == 0 && !t.IsInternal)
+            .SelectMany(t => t.Partitions.Where(p => p.ErrorCode == 0 && p.Leader >= 0).Select(p => (Topic: t.Name, p.Index, p.Leader)))
+            .DistinctBy(p => p.Leader)
+            .Select(p => new TopicPartition(p.Topic, p.Index))
+            .ToList();
+        await _admins[cluster].WarmAsync(partitions, ReadinessGates.SwitchCallTimeout).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     public void Dispose()
     {
         foreach (var admin in _admins.Values)

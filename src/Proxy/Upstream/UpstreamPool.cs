@@ -14,6 +14,9 @@ public sealed class UpstreamPool(TimeSpan connectTimeout, ILogger logger, IReadO
     CancellationToken sessionClosed = default, Metrics.ProxyMetrics? metrics = null) : IAsyncDisposable
 {
     private readonly Dictionary<(int Cluster, int Node), UpstreamConnection> _connections = [];
+    // Connections to keep open past the session's close: the last request that must settle on each, and until when.
+    private readonly Lock _landingLock = new();
+    private Dictionary<UpstreamConnection, (Task Settled, long Until)>? _landing;
     private bool _disposed;
 
     /// <summary>The connection to <paramref name="nodeId"/> of the cluster in <paramref name="view"/>. Callers are sequential per session.</summary>
@@ -28,6 +31,10 @@ public sealed class UpstreamPool(TimeSpan connectTimeout, ILogger logger, IReadO
                 return existing;
             }
             _connections.Remove(key);
+            lock (_landingLock)
+            {
+                _landing?.Remove(existing); // failed: whatever it carried has settled
+            }
             await existing.DisposeAsync().ConfigureAwait(false);
         }
         if (!view.BrokersById.TryGetValue(nodeId, out var broker))
@@ -64,13 +71,58 @@ public sealed class UpstreamPool(TimeSpan connectTimeout, ILogger logger, IReadO
         return GetAsync(view, view.Brokers[Random.Shared.Next(view.Brokers.Count)].NodeId, cancellationToken);
     }
 
+    /// <summary>
+    /// Keeps <paramref name="connection"/> open after the session closes until <paramref name="settled"/> (a request
+    /// sent on it) completes, at most <paramref name="maxWait"/> from now. A switch counts such a request until it
+    /// settles; closing the connection because the client left would settle it without taking it back (a broker
+    /// that has read a request carries it out), so the switch could go on before it lands.
+    /// </summary>
+    public void CloseAfter(UpstreamConnection connection, Task settled, TimeSpan maxWait)
+    {
+        var until = Environment.TickCount64 + (long)maxWait.TotalMilliseconds;
+        lock (_landingLock)
+        {
+            if (_disposed)
+            {
+                return; // already closed: the request has settled
+            }
+            _landing ??= [];
+            // Answers come in order, so the latest request on a connection settles last.
+            var longest = _landing.TryGetValue(connection, out var earlier) ? Math.Max(earlier.Until, until) : until;
+            _landing[connection] = (settled, longest);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
-        _disposed = true;
+        Dictionary<UpstreamConnection, (Task Settled, long Until)>? landing;
+        lock (_landingLock)
+        {
+            _disposed = true;
+            landing = _landing;
+        }
         foreach (var connection in _connections.Values)
         {
+            if (landing is not null && landing.TryGetValue(connection, out var last) && !last.Settled.IsCompleted)
+            {
+                _ = DisposeWhenSettledAsync(connection, last.Settled, TimeSpan.FromMilliseconds(Math.Max(0, last.Until - Environment.TickCount64)));
+                continue;
+            }
             await connection.DisposeAsync().ConfigureAwait(false);
         }
         _connections.Clear();
+    }
+
+    private static async Task DisposeWhenSettledAsync(UpstreamConnection connection, Task settled, TimeSpan maxWait)
+    {
+        try
+        {
+            await settled.WaitAsync(maxWait).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Given up on, as the request's own wait was.
+        }
+        await connection.DisposeAsync().ConfigureAwait(false);
     }
 }

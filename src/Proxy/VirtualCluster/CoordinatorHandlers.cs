@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Switchback.Protocol;
 using Switchback.Protocol.Messages;
 using Switchback.Proxy.Routing;
@@ -133,6 +134,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 }
             }
         }
+        var sentAt = 0L;
         try
         {
             Task<PooledFrame>? response;
@@ -141,7 +143,9 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 using var mapped = transactionalId is not null
                     ? await MapTransactionalAsync(context, transactionalId, target.Cluster).ConfigureAwait(false)
                     : null;
-                response = await ForwardAsync(context, target, timeout, mapped?.Memory ?? context.Frame.Memory).ConfigureAwait(false);
+                sentAt = Stopwatch.GetTimestamp();
+                response = await ForwardAsync(context, target, timeout, mapped?.Memory ?? context.Frame.Memory,
+                    mustLand: lane is not null || endsTransaction is not null).ConfigureAwait(false);
                 if (response is not null && context.ApiKey == ApiKey.JoinGroup && target.Key is { } joinedGroup)
                 {
                     response = GroupMembershipObserver.JoinGroupAnswered(state.GroupMembers, context, response, target.Cluster, joinedGroup);
@@ -182,7 +186,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
                 lane?.Exit();
                 return response;
             }
-            return CompleteAsync(response, lane, endsTransaction);
+            return CompleteAsync(context, response, lane, endsTransaction, timeout, sentAt);
         }
         catch
         {
@@ -259,7 +263,15 @@ public sealed class CoordinatorHandlers(ProxyState state)
         }
     }
 
-    private async Task<PooledFrame> CompleteAsync(Task<PooledFrame> response, Switching.FamilyTraffic.Lane? lane, string? endsTransaction)
+    /// <summary>
+    /// An offset commit leaves the commit lane, and an EndTxn ends its transaction for the switch, when its upstream
+    /// request has settled (answered, or its connection failed), not when its client stops waiting: a consumer that
+    /// disconnects does not take back a commit already on its way to the old cluster, and a read switch must not copy
+    /// the group's offsets before it has landed there. An answer that never comes holds them no longer than the
+    /// upstream request timeout.
+    /// </summary>
+    private async Task<PooledFrame> CompleteAsync(RequestContext context, Task<PooledFrame> response, Switching.FamilyTraffic.Lane? lane,
+        string? endsTransaction, TimeSpan timeout, long sentAt)
     {
         try
         {
@@ -267,11 +279,31 @@ public sealed class CoordinatorHandlers(ProxyState state)
         }
         finally
         {
-            lane?.Exit();
-            if (endsTransaction is not null)
+            // Answered: settled already, so a client's next request sees the lane and the transaction as they are now.
+            var settled = context.UpstreamSettled;
+            var left = timeout - Stopwatch.GetElapsedTime(sentAt);
+            if (settled.TrueForAll(static t => t.IsCompleted) || left <= TimeSpan.Zero)
             {
-                EndTransaction(endsTransaction);
+                Settle(lane, endsTransaction);
             }
+            else
+            {
+                // The client went away (or stopped waiting) first: wait on for the broker, within what is left of the timeout.
+                _ = Task.WhenAll(settled).WaitAsync(left).ContinueWith((t, _) =>
+                {
+                    _ = t.Exception; // failures were the client's answer, not the lane's concern
+                    Settle(lane, endsTransaction);
+                }, null, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+        }
+    }
+
+    private void Settle(Switching.FamilyTraffic.Lane? lane, string? endsTransaction)
+    {
+        lane?.Exit();
+        if (endsTransaction is not null)
+        {
+            EndTransaction(endsTransaction);
         }
     }
 
@@ -382,7 +414,12 @@ public sealed class CoordinatorHandlers(ProxyState state)
         return frame;
     }
 
-    private async ValueTask<Task<PooledFrame>?> ForwardAsync(RequestContext context, (string Cluster, sbyte KeyType, string? Key) target, TimeSpan timeout, ReadOnlyMemory<byte> frame)
+    /// <summary>
+    /// Sends the request to the target's coordinator (or any broker). With <paramref name="mustLand"/> its settling is
+    /// recorded in <see cref="RequestContext.UpstreamSettled"/> and its connection outlives the session until then.
+    /// </summary>
+    private async ValueTask<Task<PooledFrame>?> ForwardAsync(RequestContext context, (string Cluster, sbyte KeyType, string? Key) target, TimeSpan timeout,
+        ReadOnlyMemory<byte> frame, bool mustLand)
     {
         var cluster = state.Cluster(target.Cluster);
         var view = await cluster.GetViewAsync(context.Session.Closed).ConfigureAwait(false);
@@ -400,8 +437,16 @@ public sealed class CoordinatorHandlers(ProxyState state)
         {
             return await ConsumerGroupHeartbeatTopicIds.ForwardAsync(state, context, cluster, view, connection, timeout).ConfigureAwait(false);
         }
-        return await Forwarding.ForwardAsync(connection, frame, context.CorrelationId, expectResponse: true,
-            timeout, context.Session.Closed).ConfigureAwait(false);
+        if (!mustLand)
+        {
+            return await Forwarding.ForwardAsync(connection, frame, context.CorrelationId, expectResponse: true,
+                timeout, context.Session.Closed).ConfigureAwait(false);
+        }
+        var pending = (await connection.SendAsync(frame, expectResponse: true, context.Session.Closed).ConfigureAwait(false))!;
+        var settled = pending.Settled;
+        context.UpstreamSettled.Add(settled);
+        context.Session.Upstreams.CloseAfter(connection, settled, timeout);
+        return Forwarding.RestoreCorrelationAsync(pending, context.CorrelationId, timeout, context.Session.Closed);
     }
 
     /// <summary>

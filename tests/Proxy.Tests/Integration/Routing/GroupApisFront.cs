@@ -65,6 +65,36 @@ public sealed partial class GroupApisFront : IAsyncDisposable
     /// <summary>Every partition of an OffsetDelete this cluster's brokers received, with the error the group was answered.</summary>
     public ConcurrentQueue<OffsetDeleteReceipt> OffsetDeletes { get; } = new();
 
+    private volatile RequestHold? _hold;
+
+    /// <summary>
+    /// From now on, requests of <paramref name="apiKey"/> wait in the front before they reach the mock (later requests
+    /// on their connection wait behind them), as at a broker that has read them and is slow to carry them out: they
+    /// still reach the mock when their client hangs up meanwhile, as a broker still carries out what it has read.
+    /// </summary>
+    public RequestHold HoldRequests(ApiKey apiKey) => _hold = new RequestHold(apiKey);
+
+    /// <summary>Requests of one API held in a <see cref="GroupApisFront"/> until <see cref="Release"/>.</summary>
+    public sealed class RequestHold(ApiKey apiKey)
+    {
+        private readonly TaskCompletionSource _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public ApiKey ApiKey { get; } = apiKey;
+
+        /// <summary>Completes when the first request is held.</summary>
+        public Task Arrived => _arrived.Task;
+
+        /// <summary>Lets the held requests, and any later ones, through.</summary>
+        public void Release() => _released.TrySetResult();
+
+        internal Task WaitAsync()
+        {
+            _arrived.TrySetResult();
+            return _released.Task;
+        }
+    }
+
     /// <summary>Refuses new connections and drops open ones, as a cluster that went away.</summary>
     public void Stop()
     {
@@ -179,6 +209,10 @@ public sealed partial class GroupApisFront : IAsyncDisposable
                     var answer = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
                     awaiting.Enqueue((answer, request));
                     ordered.Writer.TryWrite(answer.Task);
+                }
+                if (_hold is { } hold && hold.ApiKey == request.ApiKey)
+                {
+                    await hold.WaitAsync().WaitAsync(_stop.Token);
                 }
                 await WriteFrameAsync(mockStream, frame);
             }

@@ -1,0 +1,56 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Switchback.Proxy.VirtualCluster;
+
+namespace Switchback.Proxy.Switching;
+
+/// <summary>
+/// Once the proxy has started (listeners up), starts and connects every cluster's control-plane client in the
+/// background, so the first switch does not start librdkafka's threads and connections while producers wait. Never
+/// on a request path and never in the way of start-up; a cluster that is down is logged and left to the first switch.
+/// </summary>
+public sealed partial class ControlPlaneWarmup(ProxyState state, SwitchCoordinator switches, IHostApplicationLifetime lifetime,
+    ILogger<ControlPlaneWarmup> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (lifetime.ApplicationStarted.Register(static s => ((TaskCompletionSource)s!).TrySetResult(), started))
+        {
+            try
+            {
+                await started.Task.WaitAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+        await Task.WhenAll(state.Clusters.Select(c => WarmAsync(c.Name, stoppingToken))).ConfigureAwait(false);
+    }
+
+    private async Task WarmAsync(string cluster, CancellationToken stoppingToken)
+    {
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            await switches.WarmAdminAsync(cluster, stoppingToken).ConfigureAwait(false);
+            LogWarmed(logger, cluster, clock.Elapsed.TotalMilliseconds);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            // Whatever went wrong, a switch creates and connects the client itself; only say so.
+            LogNotWarmed(logger, cluster, e.Message);
+        }
+    }
+
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Information, Message = "Control-plane client of cluster {Cluster} connected in {Ms:0} ms")]
+    private static partial void LogWarmed(ILogger logger, string cluster, double ms);
+
+    [LoggerMessage(EventId = 4009, Level = LogLevel.Warning, Message = "Control-plane client of cluster {Cluster} not connected at start-up (the first switch will connect it): {Reason}")]
+    private static partial void LogNotWarmed(ILogger logger, string cluster, string reason);
+}
