@@ -26,22 +26,8 @@ public sealed partial class AbortMonitor(ProxyState state, SwitchCoordinator coo
     private static readonly TimeSpan Tick = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan RollbackTimeout = TimeSpan.FromSeconds(60);
 
+    // Touched by the monitoring loop only: one check at a time.
     private readonly Dictionary<string, FamilyWatch> _watches = new(StringComparer.Ordinal);
-
-    /// <summary>The criteria now holding per family, with when each began (for the scorecard and console).</summary>
-    public IReadOnlyDictionary<string, IReadOnlyList<CriterionState>> Breaches
-    {
-        get
-        {
-            lock (_watches)
-            {
-                return _watches.ToDictionary(w => w.Key, w => (IReadOnlyList<CriterionState>)[.. w.Value.Since
-                    .Select(s => new CriterionState(s.Key, s.Value, w.Value.Evidence.GetValueOrDefault(s.Key) ?? ""))], StringComparer.Ordinal);
-            }
-        }
-    }
-
-    public sealed record CriterionState(string Criterion, DateTimeOffset Since, string Evidence);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -79,52 +65,36 @@ public sealed partial class AbortMonitor(ProxyState state, SwitchCoordinator coo
     {
         var criteria = family.AbortWhen!;
         var route = state.Routes.Current.Find(family.Name);
-        FamilyWatch watch;
-        lock (_watches)
+        if (!_watches.TryGetValue(family.Name, out var watch) || route is null || watch.Epoch != route.Epoch)
         {
-            if (!_watches.TryGetValue(family.Name, out watch!) || route is null || watch.Epoch != route.Epoch)
-            {
-                // Measurements from before the last route change judge the other cluster: start over.
-                watch = _watches[family.Name] = new FamilyWatch(route?.Epoch ?? -1, now);
-            }
+            // Measurements from before the last route change judge the other cluster: start over.
+            watch = _watches[family.Name] = new FamilyWatch(route?.Epoch ?? -1, now);
         }
         var armed = route?.Window is { IsOpen: true } window && window.Origin != route.Route;
         var measured = Measure(family.Name, criteria, now - watch.Started);
         foreach (var (criterion, breached, evidence) in measured)
         {
             var holding = armed && breached;
-            lock (_watches)
+            if (holding)
             {
-                if (holding)
-                {
-                    watch.Since.TryAdd(criterion, now);
-                    watch.Evidence[criterion] = evidence;
-                }
-                else
-                {
-                    watch.Since.Remove(criterion);
-                    watch.Evidence.Remove(criterion);
-                }
+                watch.Since.TryAdd(criterion, now);
+                watch.Evidence[criterion] = evidence;
+            }
+            else
+            {
+                watch.Since.Remove(criterion);
+                watch.Evidence.Remove(criterion);
             }
             state.Metrics.AbortCriterion(family.Name, criterion, holding);
         }
-        KeyValuePair<string, DateTimeOffset> held;
-        lock (_watches)
-        {
-            held = watch.Since.FirstOrDefault(s => now - s.Value >= criteria.For);
-        }
-        if (held.Key is null || watch.RollingBack)
+        var held = watch.Since.FirstOrDefault(s => now - s.Value >= criteria.For);
+        if (held.Key is null)
         {
             return;
         }
 
-        watch.RollingBack = true;
-        string reason;
-        lock (_watches)
-        {
-            reason = $"abort criteria held for {criteria.For.TotalSeconds:0} s since {held.Value:O}: "
-                + string.Join("; ", watch.Since.Keys.Select(k => $"{k}: {watch.Evidence[k]}"));
-        }
+        var reason = $"abort criteria held for {criteria.For.TotalSeconds:0} s since {held.Value:O}: "
+            + string.Join("; ", watch.Since.Keys.Select(k => $"{k}: {watch.Evidence[k]}"));
         LogRollingBack(logger, family.Name, reason);
         var outcome = await coordinator.RollbackAsync(family.Name, reason, Caller, RollbackTimeout).ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
@@ -138,11 +108,8 @@ public sealed partial class AbortMonitor(ProxyState state, SwitchCoordinator coo
             state.Metrics.AutomaticRollback(family.Name, "failed");
             LogRollbackFailed(logger, family.Name, outcome.Status, System.Text.Json.JsonSerializer.Serialize(outcome.Body));
         }
-        lock (_watches)
-        {
-            // Judged afresh from now: after a refused rollback the criteria must hold for their whole span again.
-            _watches[family.Name] = new FamilyWatch(state.Routes.Current.Find(family.Name)?.Epoch ?? -1, DateTimeOffset.UtcNow);
-        }
+        // Judged afresh from now: after a refused rollback the criteria must hold for their whole span again.
+        _watches[family.Name] = new FamilyWatch(state.Routes.Current.Find(family.Name)?.Epoch ?? -1, DateTimeOffset.UtcNow);
     }
 
     /// <summary>Each configured criterion: whether it holds now, and the measurement that says so.</summary>
@@ -183,7 +150,6 @@ public sealed partial class AbortMonitor(ProxyState state, SwitchCoordinator coo
         public DateTimeOffset Started { get; } = started;
         public Dictionary<string, DateTimeOffset> Since { get; } = new(StringComparer.Ordinal);
         public Dictionary<string, string> Evidence { get; } = new(StringComparer.Ordinal);
-        public bool RollingBack { get; set; }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Rolling family '{Family}' back by itself: {Reason}")]
