@@ -19,6 +19,7 @@ namespace Switchback.Proxy.Fleet;
 [JsonDerivedType(typeof(StatusRecord), "status")]
 [JsonDerivedType(typeof(AuditRecord), "audit")]
 [JsonDerivedType(typeof(ProducerMappingRecord), "producer")]
+[JsonDerivedType(typeof(TransactionalIdRecord), "transactional")]
 public abstract record ControlRecord
 {
     /// <summary>The record's key on the topic: with compaction, the latest record of each key survives.</summary>
@@ -100,4 +101,21 @@ public sealed record AuditRecord(string Instance, AuditEntry Entry) : ControlRec
 public sealed record ProducerMappingRecord(string Instance, ProducerSegmentEntry Entry) : ControlRecord
 {
     public override string Key => $"producer/{Entry.ProducerId}/{Entry.ProducerEpoch}/{Entry.Topic}/{Entry.Partition}";
+}
+
+/// <summary>
+/// A transactional id's state (where it was initialised, its mapping and sequence bases on another cluster, its open
+/// transaction), shared so that a transactional producer whose instance died goes on through another one.
+/// </summary>
+public sealed record TransactionalIdRecord(string Instance, TransactionalIdEntry Entry) : ControlRecord
+{
+    // With compaction: the latest origin, mapping and open-or-ended state of each id, and the bases of its mappings
+    // (a base of an older mapping no longer matches its producer id and is ignored).
+    public override string Key => Entry switch
+    {
+        TransactionOriginEntry => $"transactional/{Entry.TransactionalId}/origin",
+        TransactionMappingEntry => $"transactional/{Entry.TransactionalId}/mapping",
+        TransactionSequenceBaseEntry b => $"transactional/{Entry.TransactionalId}/base/{b.ProducerId}/{b.Epoch}/{b.Topic}/{b.Partition}",
+        _ => $"transactional/{Entry.TransactionalId}/transaction",
+    };
 }

@@ -87,6 +87,13 @@ public enum TransactionUse
 /// cluster can act on it, and read back at start: after a restart the proxy still knows which client producer ids
 /// belong to another cluster, a transaction open across the restart goes on under the same upstream producer id,
 /// epoch and sequences on the same cluster, and a switch still waits for it.
+/// <para>
+/// In a fleet, every entry is also appended to the control log (and the client waits for both), and the other
+/// instances' entries are taken up as they are read: a transactional producer whose instance died goes on through
+/// another one, in the same transaction, under the same mapping and sequence bases, and every instance's switch
+/// waits for the transactions open anywhere. Before an instance makes a mapping, or treats an id as unknown, it reads
+/// the log to its end, so it uses what the fleet already knows instead of fencing it.
+/// </para>
 /// </remarks>
 public sealed class TransactionalProducers : IAsyncDisposable
 {
@@ -111,11 +118,22 @@ public sealed class TransactionalProducers : IAsyncDisposable
     private readonly ConcurrentDictionary<string, TransactionBegunEntry> _open = new(StringComparer.Ordinal);
     // Completed (and replaced) whenever a transaction ends, so a switch waiting for a family's transactions wakes.
     private TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Fleet.ControlLog? _shared;
+    // Ids this instance read the fleet's log for and found unknown: looked up once, not on every request.
+    private readonly ConcurrentDictionary<string, byte> _unknownInFleet = new(StringComparer.Ordinal);
+    // Open transactions another instance serves: known here for routing, but neither waited for by this instance's
+    // switches (that instance drains them, or its membership expires) nor let through a held family.
+    private readonly ConcurrentDictionary<string, byte> _servedElsewhere = new(StringComparer.Ordinal);
 
-    public TransactionalProducers(ProxyState state, string stateDirectory, ILogger logger, TimeProvider? time = null)
+    public TransactionalProducers(ProxyState state, string stateDirectory, ILogger logger, TimeProvider? time = null, Fleet.ControlLog? shared = null)
     {
         _state = state;
         _time = time ?? TimeProvider.System;
+        _shared = shared;
+        if (shared is not null)
+        {
+            shared.RecordRead += OnSharedRecord;
+        }
         _log = new JsonLinesLog<TransactionalIdEntry>(Path.Combine(stateDirectory, FileName), logger);
         var kept = Compact(_log.Load(), MaxTracked, _time.GetUtcNow());
         foreach (var entry in kept)
@@ -155,9 +173,17 @@ public sealed class TransactionalProducers : IAsyncDisposable
     public TransactionBegunEntry? OpenTransaction(string transactionalId) =>
         _open.TryGetValue(transactionalId, out var begun) && !HasExpired(begun, _time.GetUtcNow()) ? begun : null;
 
-    /// <summary>True when the id has an open transaction that writes the family's topics or commits its groups' offsets.</summary>
+    /// <summary>
+    /// True when the id has an open transaction, served by this instance, that writes the family's topics or commits
+    /// its groups' offsets: one a switch here waits for, so it may pass the family's held gates.
+    /// </summary>
     public bool IsOpenIn(string transactionalId, string family) =>
-        OpenTransaction(transactionalId) is { } open && (open.Uses(family, TransactionUse.Writes) || open.Uses(family, TransactionUse.Offsets));
+        OpenTransaction(transactionalId) is { } open && !_servedElsewhere.ContainsKey(transactionalId)
+        && (open.Uses(family, TransactionUse.Writes) || open.Uses(family, TransactionUse.Offsets));
+
+    /// <summary>True when the id's open transaction already uses the family that way through this instance.</summary>
+    public bool IsJoinedHere(string transactionalId, string family, TransactionUse use) =>
+        OpenTransaction(transactionalId) is { } open && open.Uses(family, use) && !_servedElsewhere.ContainsKey(transactionalId);
 
     /// <summary>Open transactions that use the family in any of <paramref name="uses"/>.</summary>
     public int OpenIn(string family, params ReadOnlySpan<TransactionUse> uses)
@@ -166,7 +192,7 @@ public sealed class TransactionalProducers : IAsyncDisposable
         var count = 0;
         foreach (var open in _open.Values)
         {
-            if (HasExpired(open, now))
+            if (HasExpired(open, now) || _servedElsewhere.ContainsKey(open.TransactionalId))
             {
                 continue;
             }
@@ -195,7 +221,7 @@ public sealed class TransactionalProducers : IAsyncDisposable
             DateTimeOffset? earliest = null;
             foreach (var open in _open.Values)
             {
-                if (!HasExpired(open, now) && uses.Any(use => open.Uses(family, use)))
+                if (!HasExpired(open, now) && !_servedElsewhere.ContainsKey(open.TransactionalId) && uses.Any(use => open.Uses(family, use)))
                 {
                     var expires = ExpiresAt(open);
                     earliest = earliest is null || expires < earliest ? expires : earliest;
@@ -219,13 +245,15 @@ public sealed class TransactionalProducers : IAsyncDisposable
     /// <summary>
     /// The transaction of the id now uses <paramref name="family"/> on <paramref name="cluster"/>: it begins (on that
     /// cluster) when none is open. On disk before it goes on, so a restarted proxy still counts it open until it ends
-    /// or the broker would have aborted it. The caller has checked that the cluster is the transaction's.
+    /// or the broker would have aborted it. The caller has checked that the cluster is the transaction's. In a fleet,
+    /// a transaction another instance served is served here from now on (its client came here).
     /// </summary>
     public async ValueTask JoinAsync(string transactionalId, string cluster, string family, TransactionUse use, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
         var open = OpenTransaction(transactionalId);
-        if (open is not null && open.Uses(family, use))
+        var takenOver = _servedElsewhere.TryRemove(transactionalId, out _);
+        if (open is not null && open.Uses(family, use) && !takenOver)
         {
             return;
         }
@@ -233,22 +261,123 @@ public sealed class TransactionalProducers : IAsyncDisposable
         var next = open is null
             ? new TransactionBegunEntry(transactionalId, now.ToUnixTimeMilliseconds(), (int?)timeout?.TotalMilliseconds, cluster, [], [])
             : open;
-        next = use == TransactionUse.Writes
-            ? next with { WriteFamilies = [.. next.WriteFamilies ?? [], family] }
-            : next with { OffsetFamilies = [.. next.OffsetFamilies ?? [], family] };
+        if (!next.Uses(family, use))
+        {
+            next = use == TransactionUse.Writes
+                ? next with { WriteFamilies = [.. next.WriteFamilies ?? [], family] }
+                : next with { OffsetFamilies = [.. next.OffsetFamilies ?? [], family] };
+        }
         _open[transactionalId] = next;
-        var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await _log.AppendAsync(next, durable).ConfigureAwait(false);
-        await durable.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await RecordAsync(next, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The id's transaction ended (EndTxn answered, or the id initialised again); written without waiting (a restart before it lands only waits longer).</summary>
     public void Ended(string transactionalId)
     {
+        _servedElsewhere.TryRemove(transactionalId, out _);
         if (_open.TryRemove(transactionalId, out _))
         {
-            _ = _log.AppendAsync(new TransactionEndedEntry(transactionalId), new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-            Interlocked.Exchange(ref _ended, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+            var ended = new TransactionEndedEntry(transactionalId);
+            _ = _log.AppendAsync(ended, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+            if (_shared is { } fleet)
+            {
+                _ = ShareAsync(fleet, ended);
+            }
+            WakeDrainWaiters();
+        }
+    }
+
+    private void WakeDrainWaiters() =>
+        Interlocked.Exchange(ref _ended, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
+    /// <summary>Appends an entry to the state file and, in a fleet, to the control log; completes once both have it.</summary>
+    private async ValueTask RecordAsync(TransactionalIdEntry entry, CancellationToken cancellationToken, TaskCompletionSource? durable = null)
+    {
+        durable ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (_shared is not { } fleet)
+        {
+            await _log.AppendAsync(entry, durable).ConfigureAwait(false);
+            await durable.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        var local = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _log.AppendAsync(entry, local).ConfigureAwait(false);
+        try
+        {
+            // Side by side: neither needs the other.
+            await Task.WhenAll(local.Task, ShareAsync(fleet, entry)).ConfigureAwait(false);
+            durable.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            durable.TrySetException(e);
+        }
+        await durable.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static Task ShareAsync(Fleet.ControlLog fleet, TransactionalIdEntry entry) =>
+        fleet.AppendAsync(new Fleet.TransactionalIdRecord(fleet.InstanceId, entry));
+
+    /// <summary>In a fleet, reads the control log to its end once for an id this instance knows nothing of, and says whether it is known now.</summary>
+    private async ValueTask<bool> KnownInFleetAsync(string transactionalId, CancellationToken cancellationToken)
+    {
+        if (_shared is not { } fleet || _unknownInFleet.ContainsKey(transactionalId))
+        {
+            return false;
+        }
+        await fleet.CaughtUpAsync(cancellationToken).ConfigureAwait(false);
+        if (_origins.ContainsKey(transactionalId))
+        {
+            return true;
+        }
+        if (_unknownInFleet.Count >= MaxTracked)
+        {
+            _unknownInFleet.Clear();
+        }
+        _unknownInFleet.TryAdd(transactionalId, 0);
+        return false;
+    }
+
+    /// <summary>Takes up another instance's entry, read from the control log in log order.</summary>
+    private void OnSharedRecord(long offset, Fleet.ControlRecord record)
+    {
+        if (record is not Fleet.TransactionalIdRecord { Entry: var entry } shared || shared.Instance == _shared!.InstanceId)
+        {
+            return;
+        }
+        var id = entry.TransactionalId;
+        switch (entry)
+        {
+            case TransactionOriginEntry origin:
+                _origins[id] = new Origin(origin.Cluster, origin.TransactionTimeoutMs, Task.CompletedTask);
+                _mappings.TryRemove(id, out _);
+                _unknownInFleet.TryRemove(id, out _);
+                _servedElsewhere.TryRemove(id, out _);
+                if (_open.TryRemove(id, out _))
+                {
+                    WakeDrainWaiters(); // initialising an id aborts its open transaction
+                }
+                break;
+            case TransactionMappingEntry mapping:
+                _mappings[id] = new Mapping(id, mapping.Cluster, mapping.ProducerId, mapping.Epoch, Task.CompletedTask);
+                break;
+            case TransactionSequenceBaseEntry sequenceBase:
+                if (_mappings.TryGetValue(id, out var owner) && owner.ProducerId == sequenceBase.ProducerId && owner.Epoch == sequenceBase.Epoch)
+                {
+                    owner.Bases[(sequenceBase.Topic, sequenceBase.Partition)] = new SequenceBase(sequenceBase.BaseSequence, Task.CompletedTask);
+                }
+                break;
+            case TransactionBegunEntry begun:
+                _open[id] = WithFamilies(begun, _state);
+                _servedElsewhere[id] = 0;
+                break;
+            case TransactionEndedEntry:
+                _servedElsewhere.TryRemove(id, out _);
+                if (_open.TryRemove(id, out _))
+                {
+                    WakeDrainWaiters();
+                }
+                break;
         }
     }
 
@@ -329,8 +458,8 @@ public sealed class TransactionalProducers : IAsyncDisposable
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _origins[transactionalId] = new Origin(cluster, transactionTimeoutMs, durable.Task);
         _mappings.TryRemove(transactionalId, out _);
-        await _log.AppendAsync(new TransactionOriginEntry(transactionalId, cluster, transactionTimeoutMs), durable).ConfigureAwait(false);
-        await durable.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        _unknownInFleet.TryRemove(transactionalId, out _);
+        await RecordAsync(new TransactionOriginEntry(transactionalId, cluster, transactionTimeoutMs), cancellationToken, durable).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -341,9 +470,17 @@ public sealed class TransactionalProducers : IAsyncDisposable
     /// </summary>
     public async ValueTask<Mapping?> MappingForAsync(string transactionalId, string cluster, bool mayCreate, CancellationToken cancellationToken)
     {
-        if (!_origins.TryGetValue(transactionalId, out var origin))
+        if (!_origins.TryGetValue(transactionalId, out var origin)
+            && !(await KnownInFleetAsync(transactionalId, cancellationToken).ConfigureAwait(false) && _origins.TryGetValue(transactionalId, out origin)))
         {
             return null;
+        }
+        if (mayCreate && _shared is { } fleet
+            && !(_mappings.TryGetValue(transactionalId, out var known) ? known.Cluster == cluster : origin.Cluster == cluster))
+        {
+            // A new stint fences the id's producer id on that cluster: another instance may have started it already.
+            await fleet.CaughtUpAsync(cancellationToken).ConfigureAwait(false);
+            origin = _origins.GetValueOrDefault(transactionalId, origin);
         }
         if (_mappings.TryGetValue(transactionalId, out var mapping))
         {
@@ -369,8 +506,7 @@ public sealed class TransactionalProducers : IAsyncDisposable
         var durable = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         mapping = new Mapping(transactionalId, cluster, producerId, epoch, durable.Task);
         _mappings[transactionalId] = mapping;
-        await _log.AppendAsync(new TransactionMappingEntry(transactionalId, cluster, producerId, epoch), durable).ConfigureAwait(false);
-        await durable.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await RecordAsync(new TransactionMappingEntry(transactionalId, cluster, producerId, epoch), cancellationToken, durable).ConfigureAwait(false);
         return mapping;
     }
 
@@ -411,8 +547,8 @@ public sealed class TransactionalProducers : IAsyncDisposable
             known = mapping.Bases.GetOrAdd((topic, partition), created);
             if (ReferenceEquals(known, created))
             {
-                await _log.AppendAsync(new TransactionSequenceBaseEntry(mapping.TransactionalId, mapping.ProducerId, mapping.Epoch, topic, partition, firstSequence), durable)
-                    .ConfigureAwait(false);
+                await RecordAsync(new TransactionSequenceBaseEntry(mapping.TransactionalId, mapping.ProducerId, mapping.Epoch, topic, partition, firstSequence),
+                    cancellationToken, durable).ConfigureAwait(false);
             }
         }
         if (!known.Durable.IsCompleted)
@@ -482,5 +618,12 @@ public sealed class TransactionalProducers : IAsyncDisposable
         }
     }
 
-    public ValueTask DisposeAsync() => _log.DisposeAsync();
+    public ValueTask DisposeAsync()
+    {
+        if (_shared is not null)
+        {
+            _shared.RecordRead -= OnSharedRecord;
+        }
+        return _log.DisposeAsync();
+    }
 }

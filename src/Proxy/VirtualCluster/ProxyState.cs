@@ -25,9 +25,9 @@ public sealed class ProxyState : IAsyncDisposable
         Routes = routes;
         // Both read their state files back against the routes in force, so they come after the routes.
         var switching = loggerFactory.CreateLogger("Switchback.Switching");
-        // In a fleet, idempotent producers' mappings are shared through the control log (see ProducerIdMapper).
+        // In a fleet, producers' mappings are shared through the control log (see ProducerIdMapper, TransactionalProducers).
         Producers = new ProducerIdMapper(this, config.StateDirectory, switching, controlLog);
-        Transactions = new TransactionalProducers(this, config.StateDirectory, switching);
+        Transactions = new TransactionalProducers(this, config.StateDirectory, switching, shared: controlLog);
         AdvertisedPort = config.AdvertisedPort;
         LoggerFactory = loggerFactory;
         var logger = loggerFactory.CreateLogger("Switchback.Upstream");

@@ -49,7 +49,7 @@ public sealed partial class TransactionPlacement(ProxyState state)
         }
         foreach (var (family, use) in parts)
         {
-            if (state.Transactions.OpenTransaction(transactionalId) is { } already && already.Uses(family, use))
+            if (state.Transactions.IsJoinedHere(transactionalId, family, use))
             {
                 continue;
             }

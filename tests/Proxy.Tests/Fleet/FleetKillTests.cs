@@ -22,8 +22,9 @@ namespace Switchback.Proxy.Tests.Fleet;
 /// <summary>
 /// A fleet member that dies as a crash would: instance p3 runs as a child process (<c>switchback run</c>) and is
 /// killed with SIGKILL, so it leaves no LeaveGroup, no abort and no flush behind, while p1 and p2 run in the test
-/// process. A switch that p3 holds up completes once the group has expelled it, and a producer whose instance died
-/// retries its unanswered writes through another instance under the same upstream producer id, epoch and sequence.
+/// process. A switch that p3 holds up completes once the group has expelled it, a producer whose instance died
+/// retries its unanswered writes through another instance under the same upstream producer id, epoch and sequence,
+/// and a transactional producer whose instance died in the middle of a transaction commits it through another one.
 /// </summary>
 public sealed class FleetKillTests(ITestOutputHelper output)
 {
@@ -321,6 +322,133 @@ public sealed class FleetKillTests(ITestOutputHelper output)
                 await p3.DisposeAsync();
             }
         }
+    }
+
+    [Fact]
+    public async Task TransactionalProducerWhoseInstanceDiedMidTransaction_CommitsItThroughAnother_UnderTheSharedMapping()
+    {
+        await using var rig = await FleetRig.StartAsync(instances: 1);
+        using var log = new ControlTopicTail(rig.Source, FleetRig.ControlTopic);
+        const string transactionalId = "orders-fleet-txn";
+        var clientLog = new ConcurrentQueue<string>();
+        string? statistics = null;
+        ProxyProcess? p3 = null;
+        var timeout = TimeSpan.FromSeconds(60);
+        try
+        {
+            p3 = await ProxyProcess.StartAsync(rig.Settings("p3"), StartTimeout);
+            await FleetSwitchTests.WaitForAsync(() => FleetIs(rig, "p1", "p3"), "p1 sees p3 in the fleet and routes again");
+            IProducer<string, string> TransactionalProducer(string bootstrapServers, string clientId) =>
+                new ProducerBuilder<string, string>(new ProducerConfig
+                {
+                    BootstrapServers = bootstrapServers,
+                    ClientId = clientId,
+                    TransactionalId = transactionalId,
+                    TransactionTimeoutMs = 60_000,
+                    LingerMs = 5,
+                    StatisticsIntervalMs = 100,
+                    Debug = "eos",
+                }).SetLogHandler((_, m) => clientLog.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {clientId} {m.Level} {m.Facility} {m.Message}"))
+                .SetStatisticsHandler((_, json) => Volatile.Write(ref statistics, json)).Build();
+            async Task WriteAsync(IProducer<string, string> producer, int transaction, bool commit = true)
+            {
+                producer.BeginTransaction();
+                for (var i = 0; i < 8; i++)
+                {
+                    await producer.ProduceAsync(FleetRig.Topic, new Message<string, string> { Key = $"k{i}", Value = $"t{transaction}-{i}" });
+                }
+                if (commit)
+                {
+                    producer.CommitTransaction(timeout);
+                }
+            }
+
+            long producerId;
+            short producerEpoch;
+            using (var producer = TransactionalProducer(p3.BootstrapServers, "through-p3"))
+            {
+                // Initialised through p3 while the family writes to source; then its writes move, so its next
+                // transactions run on target under a producer id p3 initialises there for it (and shares).
+                producer.InitTransactions(timeout);
+                await WriteAsync(producer, 1);
+                var switched = await rig.PostAsync("p1", "v1/families/orders/switch", new { write = "target", force = true, reason = "before the kill" });
+                Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+                await WriteAsync(producer, 2);
+                // Transaction 3 is written through p3 and still open when p3 dies.
+                await WriteAsync(producer, 3, commit: false);
+                await FleetSwitchTests.WaitForAsync(() => ClientProducer(Volatile.Read(ref statistics)).Id >= 0, "the client reports its producer id");
+                (producerId, producerEpoch) = ClientProducer(Volatile.Read(ref statistics));
+                await p3.KillAsync();
+            }
+
+            // The client's commit of transaction 3, as it sends it, through p1: p1 has never seen this producer, and
+            // must know from the fleet that its transaction is open on target under p3's mapping. (librdkafka itself
+            // would not get there: it keeps its transaction coordinator's address while the coordinator's node id
+            // stays the same, rdkafka_txnmgr.c rd_kafka_txn_coord_set, and both instances name target's coordinator
+            // with the same node id.)
+            using (var client = new TcpClient())
+            {
+                await client.ConnectAsync(IPAddress.Loopback, rig["p1"].State.AdvertisedPort);
+                var ended = await WireExchange.ExchangeAsync<EndTxnResponse>(client.GetStream(), ApiKey.EndTxn, 1, new EndTxnRequest
+                {
+                    TransactionalId = transactionalId,
+                    ProducerId = producerId,
+                    ProducerEpoch = producerEpoch,
+                    Committed = true,
+                }, "through-p1", TimeSpan.FromSeconds(30));
+                Assert.Equal(0, ended.ErrorCode);
+            }
+
+            // The application restarts its producer against p1: the id goes on where its stint is.
+            using (var producer = TransactionalProducer(rig["p1"].BootstrapServers, "through-p1"))
+            {
+                producer.InitTransactions(timeout);
+                await WriteAsync(producer, 4);
+            }
+
+            var target = SwitchingRig.ReadAll(rig.Target, "target", FleetRig.Topic, rig.Partitions).Where(r => r.Value.StartsWith('t')).ToList();
+            string[] expected = [.. Enumerable.Range(2, 3).SelectMany(t => Enumerable.Range(0, 8).Select(i => $"t{t}-{i}"))];
+            Assert.Equal(expected.Order(StringComparer.Ordinal), target.Select(r => r.Value).Order(StringComparer.Ordinal));
+            Assert.Equal(Enumerable.Range(0, 8).Select(i => $"t1-{i}"),
+                SwitchingRig.ReadAll(rig.Source, "source", FleetRig.Topic, rig.Partitions).Select(r => r.Value).Order(StringComparer.Ordinal));
+
+            // Transactions 2 and 3 went under the one mapping p3 made; p1 made none of its own.
+            await log.CaughtUpAsync(TimeSpan.FromSeconds(30));
+            var mappings = log.Records.OfType<TransactionalIdRecord>().Where(r => r.Entry is Proxy.Switching.TransactionMappingEntry).ToList();
+            var mapping = (Proxy.Switching.TransactionMappingEntry)Assert.Single(mappings, r => r.Instance == "p3").Entry;
+            Assert.DoesNotContain(mappings, r => r.Instance == "p1");
+            var batches = await StoredBatches.ReadAsync(rig.Target, FleetRig.Topic, rig.Partitions);
+            var mapped = batches.Where(b => (b.ProducerId, b.ProducerEpoch) == (mapping.ProducerId, mapping.Epoch)).ToList();
+            Assert.Equal(16, target.Count(r => mapped.Any(b => b.Partition == r.Partition && b.BaseOffset <= r.Offset && r.Offset <= b.LastOffset)));
+        }
+        catch
+        {
+            WriteProcessOutput(p3);
+            foreach (var line in clientLog)
+            {
+                output.WriteLine(line);
+            }
+            throw;
+        }
+        finally
+        {
+            if (p3 is not null)
+            {
+                await p3.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>A librdkafka client's producer id and epoch, from its statistics (-1 until it has one).</summary>
+    private static (long Id, short Epoch) ClientProducer(string? statistics)
+    {
+        if (statistics is null)
+        {
+            return (-1, -1);
+        }
+        using var document = JsonDocument.Parse(statistics);
+        var eos = document.RootElement.GetProperty("eos");
+        return (eos.GetProperty("producer_id").GetInt64(), eos.GetProperty("producer_epoch").GetInt16());
     }
 
     /// <summary>True when every in-process instance is unfenced and its view of the group is exactly <paramref name="instances"/>.</summary>
