@@ -26,15 +26,23 @@ public abstract record ControlRecord
     public abstract string Key { get; }
 }
 
-/// <summary>Hold and drain <see cref="Family"/> for a move to <see cref="Write"/>/<see cref="Read"/>; answer ready or refuse before the deadline.</summary>
+/// <summary>
+/// Hold and drain <see cref="Family"/> for a move to <see cref="Write"/>/<see cref="Read"/>; answer ready or refuse
+/// before the deadline. <see cref="Force"/>: the caller forced it (a rollback then goes without what a mirror has not
+/// copied in time, and reports it).
+/// </summary>
 public sealed record PrepareRecord(string SwitchId, string Family, string Action, string Write, string Read, bool WriteMoves, bool ReadMoves,
-    string Coordinator, long DeadlineUnixMs) : ControlRecord
+    string Coordinator, long DeadlineUnixMs, bool Force = false) : ControlRecord
 {
     public override string Key => $"switch/{SwitchId}/prepare";
 }
 
-/// <summary>The instance holds the family and nothing of it is in flight to the old clusters.</summary>
-public sealed record ReadyRecord(string SwitchId, string Instance) : ControlRecord
+/// <summary>
+/// The instance holds the family and nothing of it is in flight to the old clusters. <see cref="Mirrored"/>: the
+/// instance runs the family's rollback mirror, which has copied back what the family wrote to the cluster its writes
+/// leave (or, forced, what it could), as the rollback's <c>leftBehind</c>.
+/// </summary>
+public sealed record ReadyRecord(string SwitchId, string Instance, System.Text.Json.JsonElement? Mirrored = null) : ControlRecord
 {
     public override string Key => $"switch/{SwitchId}/ready/{Instance}";
 }

@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Switchback.Proxy.Configuration;
 using Switchback.Proxy.Routing;
 using Switchback.Proxy.Switching;
+using Switchback.Proxy.Upstream;
 using Switchback.Proxy.VirtualCluster;
 
 namespace Switchback.Proxy.Fleet;
@@ -143,12 +145,22 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
     // ------------------------------------------------------------ the coordinator's side of a switch
 
     /// <summary>
+    /// Set by the switch coordinator: once this instance holds and has drained a family for a prepare, waits until the
+    /// family's rollback mirror, if this instance runs it and the prepare moves writes back to where it copies, has
+    /// copied back everything, and answers its report (null: nothing to wait for).
+    /// </summary>
+    public Func<PrepareRecord, CancellationToken, Task<JsonElement?>>? MirrorCaughtUp { get; set; }
+
+    /// <summary>Set by the switch coordinator: a committed route was swapped in (previous, next, whether this instance ran the switch).</summary>
+    public Action<FamilyRoute, FamilyRoute, bool>? RouteApplied { get; set; }
+
+    /// <summary>
     /// Moves <paramref name="current"/> to <paramref name="target"/> across the fleet: prepare, every live member ready
     /// (or gone), <paramref name="copy"/> (the offsets), commit, every live member applied. Throws
     /// <see cref="FleetSwitchException"/> (after appending an abort) when it cannot; nothing changed then.
     /// </summary>
-    public async Task<FamilyRoute> SwitchAsync(string action, FamilyRoute current, ClusterRoute target, Func<CancellationToken, Task> copy,
-        CancellationToken cancellationToken)
+    public async Task<FamilyRoute> SwitchAsync(string action, FamilyRoute current, ClusterRoute target, bool force,
+        Func<IReadOnlyDictionary<string, JsonElement>, CancellationToken, Task> copy, CancellationToken cancellationToken)
     {
         if (IsFenced)
         {
@@ -157,14 +169,14 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
         var switchId = Guid.NewGuid().ToString("N");
         var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30);
         var prepare = new PrepareRecord(switchId, current.Family, action, target.Write, target.Read,
-            target.Write != current.Route.Write, target.Read != current.Route.Read, InstanceId, deadline.ToUnixTimeMilliseconds());
+            target.Write != current.Route.Write, target.Read != current.Route.Read, InstanceId, deadline.ToUnixTimeMilliseconds(), force);
         try
         {
             var prepared = await _log.AppendAsync(prepare, cancellationToken).ConfigureAwait(false);
             await _log.ReadUpToAsync(prepared + 1, cancellationToken).ConfigureAwait(false);
             var progress = _switches[switchId];
             await WaitForMembersAsync(progress, p => p.Ready, "ready", cancellationToken).ConfigureAwait(false);
-            await copy(cancellationToken).ConfigureAwait(false);
+            await copy(progress.Mirrored, cancellationToken).ConfigureAwait(false);
             // Commit only as a renewed member: a rebalance (a member expired) can outlast the lease; wait for the
             // new generation, within the switch's deadline.
             while (!_liveness.IsRenewed)
@@ -342,6 +354,10 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
                 }
                 break;
             case ReadyRecord ready when _switches.TryGetValue(ready.SwitchId, out var progress):
+                if (ready.Mirrored is { } mirrored)
+                {
+                    progress.Mirrored.TryAdd(ready.Instance, mirrored);
+                }
                 progress.Ready.TryAdd(ready.Instance, 0);
                 break;
             case RefuseRecord refuse when _switches.TryGetValue(refuse.SwitchId, out var progress):
@@ -403,6 +419,11 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
             SwitchCoordinator.Swap(_state, _state.Routes.Current.With(route), route);
         }
         ReleaseHold(commit.SwitchId);
+        if (changed && live && RouteApplied is { } applied)
+        {
+            var coordinatedHere = _switches.TryGetValue(commit.SwitchId, out var progress) && progress.Prepare.Coordinator == InstanceId;
+            applied(known, route, coordinatedHere);
+        }
         if (changed || live)
         {
             _ = Task.Run(() => PersistAndConfirmAsync(commit.SwitchId, save: changed, confirm: live));
@@ -454,14 +475,21 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
         {
             var remaining = DateTimeOffset.FromUnixTimeMilliseconds(prepare.DeadlineUnixMs) - DateTimeOffset.UtcNow;
             using var deadline = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
+            var drained = false;
             try
             {
                 await hold.DrainAsync(deadline.Token).ConfigureAwait(false);
-                await AppendQuietlyAsync(new ReadyRecord(prepare.SwitchId, InstanceId)).ConfigureAwait(false);
+                drained = true;
+                // The instance that runs the family's mirror answers once it has copied back what it must.
+                JsonElement? mirrored = MirrorCaughtUp is { } caughtUp ? await caughtUp(prepare, deadline.Token).ConfigureAwait(false) : null;
+                await AppendQuietlyAsync(new ReadyRecord(prepare.SwitchId, InstanceId, mirrored)).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
+            catch (Exception e) when (e is OperationCanceledException or TimeoutException or UpstreamUnavailableException or Confluent.Kafka.KafkaException)
             {
-                await AppendQuietlyAsync(new RefuseRecord(prepare.SwitchId, InstanceId, $"not drained before the deadline ({hold.Describe()})")).ConfigureAwait(false);
+                var why = !drained ? $"not drained before the deadline ({hold.Describe()})"
+                    : e is OperationCanceledException ? "its rollback mirror did not copy back everything before the deadline"
+                    : $"its rollback mirror's progress could not be checked: {e.Message}";
+                await AppendQuietlyAsync(new RefuseRecord(prepare.SwitchId, InstanceId, why)).ConfigureAwait(false);
             }
             // Past the deadline with neither commit nor abort (its coordinator died): abort it, and the log decides.
             var afterDeadline = DateTimeOffset.FromUnixTimeMilliseconds(prepare.DeadlineUnixMs) + TimeSpan.FromSeconds(5) - DateTimeOffset.UtcNow;
@@ -618,6 +646,9 @@ public sealed partial class FleetCoordinator : IAsyncDisposable
         public ConcurrentDictionary<string, byte> Ready { get; } = new(StringComparer.Ordinal);
         public ConcurrentDictionary<string, string> Refusals { get; } = new(StringComparer.Ordinal);
         public ConcurrentDictionary<string, byte> Applied { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The mirror reports of the members that run the family's rollback mirror (see <see cref="ReadyRecord.Mirrored"/>).</summary>
+        public ConcurrentDictionary<string, JsonElement> Mirrored { get; } = new(StringComparer.Ordinal);
 
         /// <summary>The first commit or abort of the switch in log order: what every instance does.</summary>
         public ControlRecord? Outcome { get; set; }

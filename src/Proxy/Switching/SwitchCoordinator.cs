@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Confluent.Kafka;
@@ -76,6 +77,12 @@ public sealed partial class SwitchCoordinator : IDisposable
         _translators = new OffsetTranslators(state.Config, logger);
         _gates = new ReadinessGates(state, name => _admins[name], new TranslationGates(state.Config, _translators, name => _admins[name], state.GroupMembers));
         _groupOffsets = new GroupOffsetWriter(state.Cluster, state.GroupMembers, state.Config.Limits, logger);
+        if (fleet is not null && mirrors is not null)
+        {
+            // A family's mirror runs on the instance that switched its writes away; a rollback may be called on any.
+            fleet.MirrorCaughtUp = MemberMirrorCaughtUpAsync;
+            fleet.RouteApplied = EndMirrorOfReturnedWrites;
+        }
     }
 
     public Task<SwitchOutcome> SwitchAsync(SwitchRequest request) => request.DryRun ? RehearseAsync(request) : RunAsync(request, rollback: false);
@@ -179,17 +186,24 @@ public sealed partial class SwitchCoordinator : IDisposable
             FamilyHold? hold = null;
             var progress = new GroupWriteProgress();
             GroupOffsetsNotCopiedException? notCopied = null;
+            MirrorOutcome? remoteMirror = null;
             try
             {
                 FamilyRoute next;
                 if (_fleet is { } fleet)
                 {
                     // Every live instance holds and drains; this one copies the offsets; the log's commit swaps them all.
-                    next = await fleet.SwitchAsync(action, current, target, async cancellationToken =>
+                    next = await fleet.SwitchAsync(action, current, target, request.Force, async (mirroredElsewhere, cancellationToken) =>
                     {
                         if (mirror is not null)
                         {
-                            leftBehind = await WaitMirroredAsync(mirror, request, current.Route.Write, cancellationToken).ConfigureAwait(false);
+                            leftBehind = await WaitMirroredAsync(mirror, request.Family, request.Force, request.Timeout, current.Route.Write, cancellationToken).ConfigureAwait(false);
+                        }
+                        else if (mirroredElsewhere.FirstOrDefault() is { Key: { } instance, Value: var report })
+                        {
+                            // The member that runs the mirror answered ready only once it had copied back (see MemberMirrorCaughtUpAsync).
+                            leftBehind = report.GetProperty("leftBehind");
+                            remoteMirror = new MirrorOutcome($"caught up and ended on {instance}", report.GetProperty("strayWrites"));
                         }
                         if (readMoves)
                         {
@@ -212,7 +226,7 @@ public sealed partial class SwitchCoordinator : IDisposable
                     await hold.DrainAsync(deadline.Token).ConfigureAwait(false);
                     if (mirror is not null)
                     {
-                        leftBehind = await WaitMirroredAsync(mirror, request, current.Route.Write, deadline.Token).ConfigureAwait(false);
+                        leftBehind = await WaitMirroredAsync(mirror, request.Family, request.Force, request.Timeout, current.Route.Write, deadline.Token).ConfigureAwait(false);
                     }
                     if (readMoves)
                     {
@@ -234,7 +248,7 @@ public sealed partial class SwitchCoordinator : IDisposable
                     _memberRemoval = RemoveMovedMembersAsync(groups, current.Route.Read);
                 }
 
-                var mirrorNow = await FollowWithMirrorAsync(next, current, mirror, baseline).ConfigureAwait(false);
+                var mirrorNow = remoteMirror ?? await FollowWithMirrorAsync(next, current, mirror, baseline).ConfigureAwait(false);
 
                 _metrics.SwitchCompleted(request.Family, action, pause.Elapsed);
                 await AuditAsync(action, current, target, request, "ok", pause.Elapsed.TotalMilliseconds, null).ConfigureAwait(false);
@@ -789,14 +803,14 @@ public sealed partial class SwitchCoordinator : IDisposable
     /// mirror has copied everything the family wrote to the cluster it leaves, so nothing is left behind. With
     /// <c>force</c>, half the time left is given to it and whatever is still uncopied is reported as left behind.
     /// </summary>
-    private async Task<object> WaitMirroredAsync(RollbackMirror mirror, SwitchRequest request, string leaving, CancellationToken cancellationToken)
+    private async Task<object> WaitMirroredAsync(RollbackMirror mirror, string family, bool force, TimeSpan timeout, string leaving, CancellationToken cancellationToken)
     {
         // After the drain: nothing more of the family reaches the cluster being left while the hold lasts.
-        var ends = await EndOffsetsOrNullAsync(request.Family, leaving).WaitAsync(cancellationToken).ConfigureAwait(false)
+        var ends = await EndOffsetsOrNullAsync(family, leaving).WaitAsync(cancellationToken).ConfigureAwait(false)
             ?? throw new UpstreamUnavailableException($"Cluster '{leaving}' did not tell its end offsets, so the mirror's progress cannot be checked.");
         var mirrored = ends.Where(e => mirror.Partitions.Contains(e.Key)).ToDictionary();
-        using var forced = request.Force ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : null;
-        forced?.CancelAfter(request.Timeout / 2);
+        using var forced = force ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : null;
+        forced?.CancelAfter(timeout / 2);
         try
         {
             await mirror.WaitCopiedAsync(mirrored, forced?.Token ?? cancellationToken).ConfigureAwait(false);
@@ -810,6 +824,53 @@ public sealed partial class SwitchCoordinator : IDisposable
             .Select(p => new { topic = p.Topic, partition = p.Partition, records = Math.Max(0, mirrored.GetValueOrDefault(new TopicPartition(p.Topic, p.Partition), p.Position) - p.Position) })
             .Where(p => p.records > 0).ToList();
         return new { cluster = leaving, since = "switch", records = behind.Sum(p => p.records), partitions = behind, mirrored = figures.Totals.Copied };
+    }
+
+    /// <summary>
+    /// In a fleet, on the member that runs the family's mirror, for another instance's prepare that moves the family's
+    /// writes back to where the mirror copies (a rollback): once the family is held and drained, waits until the
+    /// mirror has copied back everything (forced: at most half the time left), then answers the rollback's
+    /// <c>leftBehind</c> and the stray writes the mirror counted, for the coordinator's answer. Null: nothing to wait for.
+    /// </summary>
+    private async Task<JsonElement?> MemberMirrorCaughtUpAsync(Fleet.PrepareRecord prepare, CancellationToken cancellationToken)
+    {
+        if (!prepare.WriteMoves || prepare.Coordinator == _fleet!.InstanceId
+            || _mirrors!.Mirror(prepare.Family) is not { } mirror || mirror.To != prepare.Write)
+        {
+            return null; // the coordinator waits for its own mirror inside the switch
+        }
+        var timeout = DateTimeOffset.FromUnixTimeMilliseconds(prepare.DeadlineUnixMs) - DateTimeOffset.UtcNow;
+        var leftBehind = await WaitMirroredAsync(mirror, prepare.Family, prepare.Force, timeout, mirror.From, cancellationToken).ConfigureAwait(false);
+        var figures = mirror.Figures();
+        return JsonSerializer.SerializeToElement(new
+        {
+            leftBehind,
+            strayWrites = new
+            {
+                records = figures.Totals.StrayWrites,
+                partitions = figures.Partitions.Where(p => p.StrayWrites > 0).Select(p => new { topic = p.Topic, partition = p.Partition, records = p.StrayWrites }),
+            },
+        });
+    }
+
+    /// <summary>In a fleet: a commit another instance ran returned the family's writes to where this instance's mirror copies; the mirror has copied everything (it answered ready), so it ends.</summary>
+    private void EndMirrorOfReturnedWrites(FamilyRoute previous, FamilyRoute next, bool coordinatedHere)
+    {
+        if (coordinatedHere || _mirrors?.Mirror(next.Family) is not { } mirror || next.Route.Write != mirror.To || previous.Route.Write == next.Route.Write)
+        {
+            return;
+        }
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await _mirrors.StopMirrorAsync(next.Family).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is KafkaException or IOException or InvalidOperationException)
+            {
+                LogMirrorNotEnded(_logger, next.Family, e.Message);
+            }
+        });
     }
 
     /// <summary>
@@ -901,6 +962,9 @@ public sealed partial class SwitchCoordinator : IDisposable
 
     [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "The rollback window's mirror of family {Family} did not start (a rollback will count what it leaves behind): {Reason}")]
     private static partial void LogMirrorNotStarted(ILogger logger, string family, string reason);
+
+    [LoggerMessage(EventId = 4015, Level = LogLevel.Warning, Message = "The rollback window's mirror of family {Family} did not end after a rollback run by another instance: {Reason}")]
+    private static partial void LogMirrorNotEnded(ILogger logger, string family, string reason);
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "Rollback window of family {Family} closed (origin {Origin}, routes {Routes}): {Reason}")]
     private static partial void LogWindowClosed(ILogger logger, string family, string origin, string routes, string reason);

@@ -23,9 +23,10 @@ public sealed class FleetRig : IAsyncDisposable
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(90) };
     private readonly Dictionary<string, string> _stateDirectories = new(StringComparer.Ordinal);
 
-    private FleetRig(int partitions, int sessionTimeoutMs, bool controlBehindRelay)
+    private FleetRig(int partitions, int sessionTimeoutMs, bool controlBehindRelay, bool mirrorBack)
     {
         Partitions = partitions;
+        MirrorBack = mirrorBack;
         SessionTimeoutMs = sessionTimeoutMs;
         Source = MockKafkaCluster.Start(3);
         Target = MockKafkaCluster.Start(3);
@@ -56,11 +57,15 @@ public sealed class FleetRig : IAsyncDisposable
     public MockKafkaCluster Target { get; }
     public int Partitions { get; }
     public int SessionTimeoutMs { get; }
+
+    /// <summary>The family's <c>MirrorBack</c>: a write switch starts a mirror back to the window's origin on the instance that ran it.</summary>
+    public bool MirrorBack { get; }
     public Dictionary<string, ProxyHost> Instances { get; } = new(StringComparer.Ordinal);
 
-    public static async Task<FleetRig> StartAsync(int instances = 3, int partitions = 4, int sessionTimeoutMs = 6000, bool controlBehindRelay = false)
+    public static async Task<FleetRig> StartAsync(int instances = 3, int partitions = 4, int sessionTimeoutMs = 6000, bool controlBehindRelay = false,
+        bool mirrorBack = false)
     {
-        var rig = new FleetRig(partitions, sessionTimeoutMs, controlBehindRelay);
+        var rig = new FleetRig(partitions, sessionTimeoutMs, controlBehindRelay, mirrorBack);
         try
         {
             // Started side by side: each join rebalances the group, so one after another would wait out each rebalance.
@@ -116,6 +121,7 @@ public sealed class FleetRig : IAsyncDisposable
             ["Switchback:Families:0:TransactionalIds:0"] = "orders-*",
             ["Switchback:Families:0:Write"] = "source",
             ["Switchback:Families:0:Read"] = "source",
+            ["Switchback:Families:0:MirrorBack"] = MirrorBack ? "true" : "false",
             ["Switchback:Default:Write"] = "source",
             ["Switchback:Default:Read"] = "source",
             ["Switchback:Fleet:Cluster"] = Control is null ? "source" : "control",

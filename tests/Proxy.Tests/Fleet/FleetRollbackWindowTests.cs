@@ -1,9 +1,11 @@
 using System.Net;
 using System.Text.Json;
 using Confluent.Kafka;
+using Microsoft.Extensions.DependencyInjection;
 using Switchback.Proxy.Routing;
 using Switchback.Proxy.Switching;
 using Switchback.Proxy.Tests.Switching;
+using Switchback.Proxy.Window;
 using Xunit;
 
 namespace Switchback.Proxy.Tests.Fleet;
@@ -64,6 +66,38 @@ public sealed class FleetRollbackWindowTests
         Assert.Equal(("closed", "source", "source", 1L), Window(await rig.GetAsync("p3", "v1/families/orders/window")));
     }
 
+    [Fact]
+    public async Task RollbackOnAnInstanceThatDoesNotRunTheMirror_WaitsForTheMemberThatDoes_AndEndsIt()
+    {
+        await using var rig = await FleetRig.StartAsync(instances: 2, mirrorBack: true);
+        var switched = await rig.PostAsync("p1", "v1/families/orders/switch", new { write = "target", force = true, reason = "p1 mirrors" });
+        Assert.True(switched.Status == HttpStatusCode.OK, switched.ToString());
+        Assert.Equal("copying target to source", switched.Body.GetProperty("details").GetProperty("mirror").GetString());
+        var mirrors = rig["p1"].Services.GetRequiredService<MirrorSupervisor>();
+        Assert.NotNull(mirrors.Mirror(FleetRig.Family));
+        Assert.Null(rig["p2"].Services.GetRequiredService<MirrorSupervisor>().Mirror(FleetRig.Family));
+
+        // Written through p2 right before the rollback called on p2: only p1's mirror copies them back.
+        var keys = Enumerable.Range(0, 200).Select(i => $"mirrored-{i}").ToList();
+        await ProduceAsync(rig["p2"].BootstrapServers, [.. keys]);
+        var rolledBack = await rig.PostAsync("p2", "v1/families/orders/rollback", new { reason = "rollback on the other instance" });
+        Assert.True(rolledBack.Status == HttpStatusCode.OK, rolledBack.ToString());
+        var details = rolledBack.Body.GetProperty("details");
+        Assert.Equal("caught up and ended on p1", details.GetProperty("mirror").GetString());
+        Assert.Equal(0, details.GetProperty("leftBehind").GetProperty("records").GetInt64());
+
+        // Nothing left behind: every record once on source, in the order target holds it per partition.
+        var target = SwitchingRig.ReadAll(rig.Target, "target", FleetRig.Topic, rig.Partitions).Where(r => r.Key.StartsWith("mirrored-", StringComparison.Ordinal)).ToList();
+        var source = SwitchingRig.ReadAll(rig.Source, "source", FleetRig.Topic, rig.Partitions).Where(r => r.Key.StartsWith("mirrored-", StringComparison.Ordinal)).ToList();
+        Assert.Equal(keys.Order(StringComparer.Ordinal), source.Select(r => r.Key).Order(StringComparer.Ordinal));
+        for (var partition = 0; partition < rig.Partitions; partition++)
+        {
+            Assert.Equal(target.Where(r => r.Partition == partition).Select(r => r.Key), source.Where(r => r.Partition == partition).Select(r => r.Key));
+        }
+        // p1 ended its mirror once the commit returned the writes to source.
+        await FleetSwitchTests.WaitForAsync(() => mirrors.Mirror(FleetRig.Family) is null, "p1's mirror ended after the rollback");
+    }
+
     private static (string? State, string? FromWrite, string? FromRead, long OpenedEpoch) Window(AdminAnswer answer)
     {
         Assert.True(answer.Status == HttpStatusCode.OK, answer.ToString());
@@ -72,11 +106,11 @@ public sealed class FleetRollbackWindowTests
             answer.Body.GetProperty("openedEpoch").GetInt64());
     }
 
-    private static async Task ProduceAsync(string bootstrap, string key)
+    private static async Task ProduceAsync(string bootstrap, params string[] keys)
     {
         using var producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = bootstrap, EnableIdempotence = true, MessageTimeoutMs = 20_000 })
             .SetLogHandler(static (_, _) => { }).Build();
-        var delivered = await producer.ProduceAsync(FleetRig.Topic, new Message<string, string> { Key = key, Value = key });
-        Assert.Equal(PersistenceStatus.Persisted, delivered.Status);
+        var delivered = await Task.WhenAll(keys.Select(key => producer.ProduceAsync(FleetRig.Topic, new Message<string, string> { Key = key, Value = key })));
+        Assert.All(delivered, d => Assert.Equal(PersistenceStatus.Persisted, d.Status));
     }
 }
