@@ -30,6 +30,9 @@ public sealed class JsonLinesLog<TEntry> : IAsyncDisposable where TEntry : class
         RespectRequiredConstructorParameters = true,
     };
 
+    /// <summary>Serializes a sample entry and throws the bytes away: builds the serializer's metadata ahead of the first append that a request waits for.</summary>
+    public static void WarmSerializer(TEntry sample) => JsonSerializer.SerializeToUtf8Bytes(sample, Options);
+
     private readonly string _path;
     private readonly ILogger _logger;
     private readonly int _compactAfterLines;

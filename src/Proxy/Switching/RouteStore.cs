@@ -28,14 +28,7 @@ public sealed class RouteStore
 
     public void Save(RouteTable table)
     {
-        // PreviousWrite/PreviousRead: an open window's origin, which is where an earlier version (reading this file after a
-        // downgrade) rolls back to.
-        var document = new RoutesDocument(2, [.. table.Families.Select(f =>
-        {
-            var origin = f.Window is { IsOpen: true } open ? open.Origin : null;
-            return new PersistedRoute(f.Family, f.Route.Write, f.Route.Read, f.Epoch, f.UpdatedAt, origin?.Write, origin?.Read, f.WriteEpoch, f.Window);
-        })]);
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(document, StateJson.Options);
+        var bytes = Serialize(table);
         lock (_writeLock)
         {
             Directory.CreateDirectory(_directory);
@@ -48,6 +41,19 @@ public sealed class RouteStore
             File.Move(temporary, _path, overwrite: true);
             FlushDirectory(_directory);
         }
+    }
+
+    /// <summary>The file's bytes for a table; called once at start-up too, so the first switch does not build the serializer's metadata inside its hold.</summary>
+    public static byte[] Serialize(RouteTable table)
+    {
+        // PreviousWrite/PreviousRead: an open window's origin, which is where an earlier version (reading this file after a
+        // downgrade) rolls back to.
+        var document = new RoutesDocument(2, [.. table.Families.Select(f =>
+        {
+            var origin = f.Window is { IsOpen: true } open ? open.Origin : null;
+            return new PersistedRoute(f.Family, f.Route.Write, f.Route.Read, f.Epoch, f.UpdatedAt, origin?.Write, origin?.Read, f.WriteEpoch, f.Window);
+        })]);
+        return JsonSerializer.SerializeToUtf8Bytes(document, StateJson.Options);
     }
 
     /// <summary>The configured table with persisted routes applied (families no longer configured, or naming unknown clusters, are ignored).</summary>
