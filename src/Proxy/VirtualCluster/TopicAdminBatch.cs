@@ -62,9 +62,6 @@ public abstract class TopicAdminBatch : EntryBatch
     /// <summary>How long the request lets a broker take before it answers (its timeout), beyond a usual round trip.</summary>
     public virtual TimeSpan BrokerWait => TimeSpan.Zero;
 
-    /// <summary>True when the client's bytes cannot go upstream as they are (a topic named by id, a broker by its virtual id).</summary>
-    public bool Rewritten { get; protected set; }
-
     /// <summary>Names the entry at an index upstream by <paramref name="upstreamName"/> (a broker's own id); answers show the client's name.</summary>
     public virtual void SendAs(int index, string upstreamName) =>
         throw new InvalidOperationException($"Entries of {GetType().Name} are sent by their own names.");
@@ -137,7 +134,7 @@ public abstract class TopicAdminBatch : EntryBatch
             return response;
         }
 
-        public override PooledFrame Relayed(RequestContext context, PooledFrame frame)
+        public override PooledFrame? Relayed(RequestContext context, PooledFrame frame)
         {
             if (version < 7)
             {
@@ -292,7 +289,7 @@ public abstract class TopicAdminBatch : EntryBatch
             return response;
         }
 
-        public override PooledFrame Relayed(RequestContext context, PooledFrame frame)
+        public override PooledFrame? Relayed(RequestContext context, PooledFrame frame)
         {
             if (_version < 6)
             {
