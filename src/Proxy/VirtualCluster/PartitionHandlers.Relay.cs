@@ -18,7 +18,8 @@ namespace Switchback.Proxy.VirtualCluster;
 /// The common case of Produce and Fetch, relayed as bytes: every partition leads on one broker of the routed
 /// cluster, known to the current view. The request is read with the routing readers (no typed decode), rewritten
 /// in place where needed (producer ids after a switch; Fetch sessions, epochs and topic ids) and sent whole. Anything
-/// else (a split across brokers or families, an unknown topic or leader, an incremental fetch) takes the decoded path.
+/// else (a split across brokers or families, an unknown topic or leader, a family the principal may not use, an
+/// incremental fetch) takes the decoded path.
 /// </summary>
 public sealed partial class PartitionHandlers
 {
@@ -38,7 +39,7 @@ public sealed partial class PartitionHandlers
     /// </summary>
     public async ValueTask<ValueTask<PooledFrame>?> ProduceAsync(RequestContext context)
     {
-        if (!TryReadWriteFamily(context, out var family, out var acks, out var transactionalId))
+        if (!TryReadWriteFamily(context, out var family, out var acks, out var transactionalId) || !MayUse(context, family))
         {
             return RequestDispatcher.Answer(await ProduceDecodedAsync(context).ConfigureAwait(false));
         }
@@ -478,6 +479,10 @@ public sealed partial class PartitionHandlers
                 return false;
             }
             var route = context.Routes.ForTopic(name);
+            if (!MayUse(context, route.Family))
+            {
+                return false; // answered per partition by the decoded path
+            }
             var cluster = route.Route.Read;
             context.Session.Activity.Used(route.Family, cluster, Listening.ClientUse.Fetch);
             family = family is null || ReferenceEquals(family, route.Family) ? route.Family : SeveralFamilies;

@@ -9,9 +9,9 @@ namespace Switchback.Proxy.VirtualCluster;
 /// <summary>
 /// Requests addressed to partition leaders: Produce (family write route), Fetch, ListOffsets and
 /// OffsetForLeaderEpoch (read route). Each is a <see cref="PartitionBatch"/>: every partition is routed to its leader
-/// on the routed cluster, or answered with an error of its own (unknown topic, no leader, lost broker), and
-/// <see cref="BatchExchange"/> sends the parts and merges the answers in the client's order. When everything goes
-/// to one broker and nothing needs rewriting, the client's bytes are relayed as they are.
+/// on the routed cluster, or answered with an error of its own (unknown topic, not authorized, no leader, lost
+/// broker), and <see cref="BatchExchange"/> sends the parts and merges the answers in the client's order. When
+/// everything goes to one broker and nothing needs rewriting, the client's bytes are relayed as they are.
 /// </summary>
 public sealed partial class PartitionHandlers(ProxyState state)
 {
@@ -45,6 +45,11 @@ public sealed partial class PartitionHandlers(ProxyState state)
                 continue;
             }
             var family = routes.ForTopic(topic);
+            if (!MayUse(context, family.Family))
+            {
+                failures[i] = ErrorCode.TopicAuthorizationFailed;
+                continue;
+            }
             var target = await router.ResolveAsync(batch.Writes ? family.Route.Write : family.Route.Read, topic, batch.PartitionAt(i)).ConfigureAwait(false);
             await batch.RoutedAsync(i, family, target, closed).ConfigureAwait(false);
             if (!target.IsRouted)
@@ -58,6 +63,10 @@ public sealed partial class PartitionHandlers(ProxyState state)
         await BatchExchange.SendAsync(context, batch, parts, relay, part => Lose(batch, part, failures)).ConfigureAwait(false);
         return batch.ExpectsResponse ? CompleteAsync(context, batch, parts, failures, relay, Timeout + batch.BrokerWait) : null;
     }
+
+    /// <summary>False when the family's allow list leaves the client's principal out.</summary>
+    private bool MayUse(RequestContext context, string family) =>
+        state.Authorization?.MayUseFamily(context.Session.Principal, family) ?? true;
 
     private Task<PooledFrame> CompleteAsync(RequestContext context, PartitionBatch batch, List<BatchPart> parts, ErrorCode[] failures, bool relay, TimeSpan timeout) =>
         BatchExchange.CompleteAsync(context, batch, parts, failures, relay, timeout, part => Lose(batch, part, failures), (part, _, error) =>
@@ -158,9 +167,10 @@ public sealed partial class PartitionHandlers(ProxyState state)
         {
             foreach (var topic in request.TopicData)
             {
-                var family = context.Routes.ForTopic(topic.Name).Family;
+                var route = context.Routes.ForTopic(topic.Name);
+                var family = route.Family;
                 var traffic = state.Traffic.For(family);
-                if (lanes.Contains(traffic.Writes))
+                if (lanes.Contains(traffic.Writes) || !MayUse(context, family))
                 {
                     continue;
                 }

@@ -73,6 +73,7 @@ public abstract class TopicAdminBatch : EntryBatch
         ErrorCode.UnknownTopicId => "This topic id is unknown.",
         ErrorCode.InvalidRequest => "This broker id is not one of this cluster's brokers.",
         ErrorCode.UnknownServerError => "No answer came for this entry.",
+        ErrorCode.TopicAuthorizationFailed or ErrorCode.GroupAuthorizationFailed or ErrorCode.ClusterAuthorizationFailed => "Not authorized.",
         _ => null,
     };
 

@@ -13,7 +13,8 @@ namespace Switchback.Proxy.VirtualCluster;
 /// and the answers are merged in the client's entry order. An entry whose part fails gets a broker-style error of
 /// its own (NETWORK_EXCEPTION when its cluster cannot be reached; for a partition, as ListOffsets does,
 /// NOT_LEADER_OR_FOLLOWER or LEADER_NOT_AVAILABLE; UNKNOWN_TOPIC_ID for an id the proxy never gave out;
-/// INVALID_REQUEST for a broker id that is none of the clusters'); the others are answered.
+/// INVALID_REQUEST for a broker id that is none of the clusters'; an allow list's refusal, as a broker's authorizer
+/// gives it); the others are answered.
 /// </summary>
 public sealed class TopicAdminRouter(ProxyState state)
 {
@@ -29,6 +30,11 @@ public sealed class TopicAdminRouter(ProxyState state)
         for (var i = 0; i < batch.Count; i++)
         {
             var entry = batch.EntryAt(i);
+            if (Refusal(context, entry) is var refused and not ErrorCode.None)
+            {
+                failures[i] = refused;
+                continue;
+            }
             if (entry.Subject is AdminSubject.Topic or AdminSubject.Partition && state.Config.IsReservedTopic(entry.Name))
             {
                 failures[i] = ErrorCode.TopicAuthorizationFailed; // the fleet's control topic is the proxy's own
@@ -95,6 +101,27 @@ public sealed class TopicAdminRouter(ProxyState state)
                 PartitionRouter.LeadershipChanged(state, view);
             }
         }, inspectRelayed: leaders is not null);
+    }
+
+    /// <summary>
+    /// The allow lists' error for an entry, if any: a topic or group by its family's list, anything else (brokers,
+    /// cluster-wide defaults, client metrics) only for a principal every list admits, as it is no one family's.
+    /// </summary>
+    private ErrorCode Refusal(RequestContext context, AdminEntry entry)
+    {
+        if (state.Authorization is not { } lists)
+        {
+            return ErrorCode.None;
+        }
+        var principal = context.Session.Principal;
+        return entry.Subject switch
+        {
+            AdminSubject.Topic or AdminSubject.Partition when !lists.MayUseFamily(principal, context.Routes.ForTopic(entry.Name).Family) =>
+                ErrorCode.TopicAuthorizationFailed,
+            AdminSubject.Group when !lists.MayUseFamily(principal, context.Routes.ForGroup(entry.Name).Family) => ErrorCode.GroupAuthorizationFailed,
+            AdminSubject.Broker or AdminSubject.Cluster when !lists.AdmittedByEveryList(principal) => ErrorCode.ClusterAuthorizationFailed,
+            _ => ErrorCode.None,
+        };
     }
 
     /// <summary>
