@@ -104,13 +104,12 @@ public static class BatchExchange
     }
 
     /// <summary>
-    /// The client's answer: the one broker's own frame when relayed and the batch lets it go as it is (its entries'
-    /// errors reported to <paramref name="answered"/> only when <paramref name="inspectRelayed"/>), otherwise the
+    /// The client's answer: the one broker's own frame when relayed and the batch lets it go as it is, otherwise the
     /// merged answers.
     /// </summary>
     /// <param name="answered">Called with the part, index and broker's error of each answered entry.</param>
     public static async Task<PooledFrame> CompleteAsync(RequestContext context, EntryBatch batch, List<BatchPart> parts, ErrorCode[] failures,
-        bool relay, TimeSpan timeout, Action<BatchPart> lost, Action<BatchPart, int, ErrorCode> answered, bool inspectRelayed = false)
+        bool relay, TimeSpan timeout, Action<BatchPart> lost, Action<BatchPart, int, ErrorCode> answered)
     {
         var closed = context.Session.Closed;
         var waits = new ValueTask<PooledFrame>?[parts.Count];
@@ -133,10 +132,6 @@ public static class BatchExchange
                         if (relay)
                         {
                             BinaryPrimitives.WriteInt32BigEndian(frame.Span, context.CorrelationId);
-                            if (inspectRelayed)
-                            {
-                                Inspect(context, batch, parts[i], frame, failures, answered);
-                            }
                             if (batch.Relayed(context, frame) is { } relayed)
                             {
                                 return relayed;
@@ -182,21 +177,6 @@ public static class BatchExchange
             {
                 frame.Dispose();
             }
-        }
-    }
-
-    /// <summary>Reports the entries' errors of an answer relayed as it is (the frame stays the caller's).</summary>
-    private static void Inspect(RequestContext context, EntryBatch batch, BatchPart part, PooledFrame frame, ErrorCode[] failures,
-        Action<BatchPart, int, ErrorCode> answered)
-    {
-        try
-        {
-            batch.Merge([(part.Indices, batch.Decode(frame, context.ApiKey, context.Version))], failures,
-                (index, error) => answered(part, index, error));
-        }
-        catch (KafkaProtocolException)
-        {
-            // Relayed as the broker sent it; nothing learned.
         }
     }
 }

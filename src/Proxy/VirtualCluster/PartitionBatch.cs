@@ -8,7 +8,7 @@ using Switchback.Proxy.Upstream;
 namespace Switchback.Proxy.VirtualCluster;
 
 /// <summary>
-/// A request addressed to partition leaders: Produce, Fetch, ListOffsets or OffsetForLeaderEpoch. Its entries are the
+/// A request addressed to partition leaders: Produce, Fetch, ListOffsets, OffsetForLeaderEpoch or DeleteRecords. Its entries are the
 /// partitions, in the client's order across its topics, matched in answers by topic name and partition (every mention
 /// of a partition gets its answer); upstream node ids, topic ids and leader epochs in answers become the client's.
 /// </summary>
@@ -16,10 +16,29 @@ public abstract class PartitionBatch : EntryBatch
 {
     private readonly List<(int Topic, int Partition)> _entries = [];
 
+    /// <param name="partitionCounts">How many partitions each of the client's topics names, in its order.</param>
+    /// <param name="rewritten">True when the client's bytes never go upstream as they are.</param>
+    protected PartitionBatch(IEnumerable<int> partitionCounts, bool rewritten)
+    {
+        var topic = 0;
+        foreach (var count in partitionCounts)
+        {
+            for (var p = 0; p < count; p++)
+            {
+                _entries.Add((topic, p));
+            }
+            topic++;
+        }
+        Rewritten = rewritten;
+    }
+
     public override int Count => _entries.Count;
 
-    /// <summary>True when entries go to their family's write cluster (Produce), false for its read cluster.</summary>
+    /// <summary>True when entries go to their family's write cluster (Produce, DeleteRecords), false for its read cluster.</summary>
     public virtual bool Writes => false;
+
+    /// <summary>True for an admin request, which may not name the fleet's control topic (it is the proxy's own).</summary>
+    public virtual bool IsTopicAdmin => false;
 
     /// <summary>How long the request lets a broker take before it answers, beyond a usual round trip.</summary>
     public virtual TimeSpan BrokerWait => TimeSpan.Zero;
@@ -36,14 +55,6 @@ public abstract class PartitionBatch : EntryBatch
     public virtual ValueTask RoutedAsync(int index, FamilyRoute family, PartitionTarget target, CancellationToken cancellationToken) => default;
 
     protected (int Topic, int Partition) EntryAt(int index) => _entries[index];
-
-    protected void AddTopic(int topic, int partitions)
-    {
-        for (var p = 0; p < partitions; p++)
-        {
-            _entries.Add((topic, p));
-        }
-    }
 
     /// <summary>Runs of the client's entries among <paramref name="indices"/> that share a topic: a narrowed request's topics.</summary>
     protected IEnumerable<(int Topic, List<int> Partitions)> ByTopic(IReadOnlyList<int> indices)
@@ -94,7 +105,8 @@ public abstract class PartitionBatch : EntryBatch
     }
 
     /// <summary>Merging by (topic, partition) with the shape of one API's response.</summary>
-    internal abstract class Batch<TResponse, TResult> : PartitionBatch where TResponse : IKafkaMessage, new()
+    internal abstract class Batch<TResponse, TResult>(IEnumerable<int> partitionCounts, bool rewritten)
+        : PartitionBatch(partitionCounts, rewritten) where TResponse : IKafkaMessage, new()
     {
         protected abstract IEnumerable<(string Topic, TResult Result)> ResultsOf(TResponse response);
         protected abstract int PartitionOf(TResult result);
@@ -158,14 +170,11 @@ internal sealed class ProduceBatch : PartitionBatch.Batch<ProduceResponse, Produ
     private readonly List<ProduceResponse.NodeEndpoint> _nodeEndpoints = [];
 
     public ProduceBatch(ProduceRequest request, RequestContext context, ProxyState state)
+        : base(request.TopicData.Select(t => t.PartitionData.Count), rewritten: false)
     {
         _request = request;
         _context = context;
         _state = state;
-        for (var t = 0; t < request.TopicData.Count; t++)
-        {
-            AddTopic(t, request.TopicData[t].PartitionData.Count);
-        }
     }
 
     public override bool Writes => true;
@@ -325,22 +334,19 @@ internal sealed class FetchBatch : PartitionBatch.Batch<FetchResponse, FetchResp
     private short _errorCode;
 
     public FetchBatch(FetchRequest request, RequestContext context, ProxyState state)
+        : base(request.Topics.Select(t => t.Partitions.Count), rewritten: Rewrites(request, context.Version))
     {
         _request = request;
         _version = context.Version;
         _context = context;
         _state = state;
-        _names = new string?[request.Topics.Count];
+        _names = [.. request.Topics.Select(t => _version >= 13 ? state.TopicIds.NameOf(t.TopicId, state.KnownTopicNames()) : t.Topic)];
         _upstreamIds = new Guid[request.Topics.Count];
-        for (var t = 0; t < _names.Length; t++)
-        {
-            var topic = request.Topics[t];
-            _names[t] = _version >= 13 ? state.TopicIds.NameOf(topic.TopicId, state.KnownTopicNames()) : topic.Topic;
-            AddTopic(t, topic.Partitions.Count);
-        }
-        var sessionless = _version < 7 || (request.SessionId == 0 && request.SessionEpoch == -1);
-        Rewritten = _version >= 11 || !sessionless;
     }
+
+    /// <summary>Only a sessionless fetch before v11 (no topic ids, nothing naming a broker in its answer) goes as it came.</summary>
+    private static bool Rewrites(FetchRequest request, short version) =>
+        version >= 11 || (version >= 7 && (request.SessionId != 0 || request.SessionEpoch != -1));
 
     public override TimeSpan BrokerWait => TimeSpan.FromMilliseconds(Math.Max(0, _request.MaxWaitMs));
     public override string? TopicAt(int index) => _names[EntryAt(index).Topic];
@@ -456,32 +462,21 @@ internal sealed class FetchBatch : PartitionBatch.Batch<FetchResponse, FetchResp
 }
 
 /// <summary>ListOffsets: to each family's read cluster, with leader epochs left out both ways (they are per cluster).</summary>
-internal sealed class ListOffsetsBatch : PartitionBatch.Batch<ListOffsetsResponse, ListOffsetsResponse.ListOffsetsPartitionResponse>
+internal sealed class ListOffsetsBatch(ListOffsetsRequest request)
+    : PartitionBatch.Batch<ListOffsetsResponse, ListOffsetsResponse.ListOffsetsPartitionResponse>(request.Topics.Select(t => t.Partitions.Count), rewritten: true)
 {
-    private readonly ListOffsetsRequest _request;
-
-    public ListOffsetsBatch(ListOffsetsRequest request)
-    {
-        _request = request;
-        for (var t = 0; t < request.Topics.Count; t++)
-        {
-            AddTopic(t, request.Topics[t].Partitions.Count);
-        }
-        Rewritten = true;
-    }
-
-    public override string? TopicAt(int index) => _request.Topics[EntryAt(index).Topic].Name;
-    public override int PartitionAt(int index) => _request.Topics[EntryAt(index).Topic].Partitions[EntryAt(index).Partition].PartitionIndex;
+    public override string? TopicAt(int index) => request.Topics[EntryAt(index).Topic].Name;
+    public override int PartitionAt(int index) => request.Topics[EntryAt(index).Topic].Partitions[EntryAt(index).Partition].PartitionIndex;
 
     public override IKafkaMessage Narrow(IReadOnlyList<int> indices)
     {
-        var narrowed = new ListOffsetsRequest { ReplicaId = _request.ReplicaId, IsolationLevel = _request.IsolationLevel, TimeoutMs = _request.TimeoutMs };
+        var narrowed = new ListOffsetsRequest { ReplicaId = request.ReplicaId, IsolationLevel = request.IsolationLevel, TimeoutMs = request.TimeoutMs };
         foreach (var (topic, partitions) in ByTopic(indices))
         {
-            var sent = new ListOffsetsRequest.ListOffsetsTopic { Name = _request.Topics[topic].Name };
+            var sent = new ListOffsetsRequest.ListOffsetsTopic { Name = request.Topics[topic].Name };
             foreach (var p in partitions)
             {
-                var partition = _request.Topics[topic].Partitions[p];
+                var partition = request.Topics[topic].Partitions[p];
                 partition.CurrentLeaderEpoch = -1;
                 sent.Partitions.Add(partition);
             }
@@ -513,7 +508,7 @@ internal sealed class ListOffsetsBatch : PartitionBatch.Batch<ListOffsetsRespons
     {
         var response = new ListOffsetsResponse { ThrottleTimeMs = throttleTimeMs };
         var next = 0;
-        foreach (var topic in _request.Topics)
+        foreach (var topic in request.Topics)
         {
             response.Topics.Add(new ListOffsetsResponse.ListOffsetsTopicResponse { Name = topic.Name, Partitions = Take(merged, ref next, topic.Partitions.Count) });
         }
@@ -522,29 +517,18 @@ internal sealed class ListOffsetsBatch : PartitionBatch.Batch<ListOffsetsRespons
 }
 
 /// <summary>OffsetForLeaderEpoch: to each family's read cluster.</summary>
-internal sealed class OffsetForLeaderEpochBatch : PartitionBatch.Batch<OffsetForLeaderEpochResponse, OffsetForLeaderEpochResponse.EpochEndOffset>
+internal sealed class OffsetForLeaderEpochBatch(OffsetForLeaderEpochRequest request)
+    : PartitionBatch.Batch<OffsetForLeaderEpochResponse, OffsetForLeaderEpochResponse.EpochEndOffset>(request.Topics.Select(t => t.Partitions.Count), rewritten: true)
 {
-    private readonly OffsetForLeaderEpochRequest _request;
-
-    public OffsetForLeaderEpochBatch(OffsetForLeaderEpochRequest request)
-    {
-        _request = request;
-        for (var t = 0; t < request.Topics.Count; t++)
-        {
-            AddTopic(t, request.Topics[t].Partitions.Count);
-        }
-        Rewritten = true;
-    }
-
-    public override string? TopicAt(int index) => _request.Topics[EntryAt(index).Topic].Topic;
-    public override int PartitionAt(int index) => _request.Topics[EntryAt(index).Topic].Partitions[EntryAt(index).Partition].Partition;
+    public override string? TopicAt(int index) => request.Topics[EntryAt(index).Topic].Topic;
+    public override int PartitionAt(int index) => request.Topics[EntryAt(index).Topic].Partitions[EntryAt(index).Partition].Partition;
 
     public override IKafkaMessage Narrow(IReadOnlyList<int> indices)
     {
-        var narrowed = new OffsetForLeaderEpochRequest { ReplicaId = _request.ReplicaId };
+        var narrowed = new OffsetForLeaderEpochRequest { ReplicaId = request.ReplicaId };
         foreach (var (topic, partitions) in ByTopic(indices))
         {
-            var asked = _request.Topics[topic];
+            var asked = request.Topics[topic];
             narrowed.Topics.Add(new OffsetForLeaderEpochRequest.OffsetForLeaderTopic { Topic = asked.Topic, Partitions = partitions.ConvertAll(p => asked.Partitions[p]) });
         }
         return narrowed;
@@ -564,9 +548,61 @@ internal sealed class OffsetForLeaderEpochBatch : PartitionBatch.Batch<OffsetFor
     {
         var response = new OffsetForLeaderEpochResponse { ThrottleTimeMs = throttleTimeMs };
         var next = 0;
-        foreach (var topic in _request.Topics)
+        foreach (var topic in request.Topics)
         {
             response.Topics.Add(new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult { Topic = topic.Topic, Partitions = Take(merged, ref next, topic.Partitions.Count) });
+        }
+        return response;
+    }
+}
+
+/// <summary>
+/// DeleteRecords: to each family's write cluster. Its answer is merged even when relayed, so that leadership errors
+/// in it have the proxy's view refreshed.
+/// </summary>
+internal sealed class DeleteRecordsBatch(DeleteRecordsRequest request)
+    : PartitionBatch.Batch<DeleteRecordsResponse, DeleteRecordsResponse.DeleteRecordsPartitionResult>(request.Topics.Select(t => t.Partitions.Count), rewritten: false)
+{
+    public override bool Writes => true;
+    public override bool IsTopicAdmin => true;
+    public override TimeSpan BrokerWait => TimeSpan.FromMilliseconds(Math.Max(0, request.TimeoutMs));
+    public override string? TopicAt(int index) => request.Topics[EntryAt(index).Topic].Name;
+    public override int PartitionAt(int index) => request.Topics[EntryAt(index).Topic].Partitions[EntryAt(index).Partition].PartitionIndex;
+    public override PooledFrame? Relayed(RequestContext context, PooledFrame frame) => null;
+
+    public override IKafkaMessage Narrow(IReadOnlyList<int> indices)
+    {
+        var narrowed = new DeleteRecordsRequest { TimeoutMs = request.TimeoutMs, UnknownTaggedFields = request.UnknownTaggedFields };
+        foreach (var (topic, partitions) in ByTopic(indices))
+        {
+            var asked = request.Topics[topic];
+            narrowed.Topics.Add(new DeleteRecordsRequest.DeleteRecordsTopic
+            {
+                Name = asked.Name,
+                UnknownTaggedFields = asked.UnknownTaggedFields,
+                Partitions = partitions.ConvertAll(p => asked.Partitions[p]),
+            });
+        }
+        return narrowed;
+    }
+
+    protected override IEnumerable<(string Topic, DeleteRecordsResponse.DeleteRecordsPartitionResult Result)> ResultsOf(DeleteRecordsResponse response) =>
+        response.Topics.SelectMany(t => t.Partitions, (t, p) => (t.Name, p));
+
+    protected override int PartitionOf(DeleteRecordsResponse.DeleteRecordsPartitionResult result) => result.PartitionIndex;
+    protected override short ErrorOf(DeleteRecordsResponse.DeleteRecordsPartitionResult result) => result.ErrorCode;
+    protected override int ThrottleOf(DeleteRecordsResponse response) => response.ThrottleTimeMs;
+
+    protected override DeleteRecordsResponse.DeleteRecordsPartitionResult Failed(int index, ErrorCode error) =>
+        new() { PartitionIndex = PartitionAt(index), LowWatermark = -1, ErrorCode = (short)error };
+
+    protected override DeleteRecordsResponse Build(DeleteRecordsResponse.DeleteRecordsPartitionResult[] merged, int throttleTimeMs)
+    {
+        var response = new DeleteRecordsResponse { ThrottleTimeMs = throttleTimeMs };
+        var next = 0;
+        foreach (var topic in request.Topics)
+        {
+            response.Topics.Add(new DeleteRecordsResponse.DeleteRecordsTopicResult { Name = topic.Name, Partitions = Take(merged, ref next, topic.Partitions.Count) });
         }
         return response;
     }

@@ -7,7 +7,7 @@ using Switchback.Proxy.Upstream;
 namespace Switchback.Proxy.VirtualCluster;
 
 /// <summary>
-/// Requests addressed to partition leaders: Produce (family write route), Fetch, ListOffsets and
+/// Requests addressed to partition leaders: Produce and DeleteRecords (family write route), Fetch, ListOffsets and
 /// OffsetForLeaderEpoch (read route). Each is a <see cref="PartitionBatch"/>: every partition is routed to its leader
 /// on the routed cluster, or answered with an error of its own (unknown topic, not authorized, no leader, lost
 /// broker), and <see cref="BatchExchange"/> sends the parts and merges the answers in the client's order. When
@@ -22,6 +22,9 @@ public sealed partial class PartitionHandlers(ProxyState state)
 
     public ValueTask<Task<PooledFrame>?> OffsetForLeaderEpochAsync(RequestContext context) =>
         ExchangeAsync(context, new OffsetForLeaderEpochBatch(context.Decode<OffsetForLeaderEpochRequest>()), context.Routes);
+
+    public ValueTask<Task<PooledFrame>?> DeleteRecordsAsync(RequestContext context) =>
+        ExchangeAsync(context, new DeleteRecordsBatch(context.Decode<DeleteRecordsRequest>()), context.Routes);
 
     /// <summary>A fetch the relay path does not take: split per leader, sent as sessionless sub-requests, answers merged.</summary>
     private ValueTask<Task<PooledFrame>?> FetchDecodedAsync(RequestContext context) =>
@@ -48,6 +51,11 @@ public sealed partial class PartitionHandlers(ProxyState state)
             if (!MayUse(context, family.Family))
             {
                 failures[i] = ErrorCode.TopicAuthorizationFailed;
+                continue;
+            }
+            if (batch.IsTopicAdmin && state.Config.IsReservedTopic(topic))
+            {
+                failures[i] = ErrorCode.TopicAuthorizationFailed; // the fleet's control topic is the proxy's own
                 continue;
             }
             var target = await router.ResolveAsync(batch.Writes ? family.Route.Write : family.Route.Read, topic, batch.PartitionAt(i)).ConfigureAwait(false);

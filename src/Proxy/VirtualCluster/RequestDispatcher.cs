@@ -147,6 +147,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
             ApiKey.FindCoordinator => _local.FindCoordinatorAsync(context),
             ApiKey.ListOffsets => _partitions.ListOffsetsAsync(context),
             ApiKey.OffsetForLeaderEpoch => _partitions.OffsetForLeaderEpochAsync(context),
+            ApiKey.DeleteRecords => _partitions.DeleteRecordsAsync(context),
             _ => _coordinators.RouteAsync(context),
         };
 
