@@ -8,9 +8,10 @@ using Switchback.Proxy.Upstream;
 namespace Switchback.Proxy.VirtualCluster;
 
 /// <summary>
-/// A request addressed to partition leaders: Produce, Fetch, ListOffsets, OffsetForLeaderEpoch or DeleteRecords. Its entries are the
-/// partitions, in the client's order across its topics, matched in answers by topic name and partition (every mention
-/// of a partition gets its answer); upstream node ids, topic ids and leader epochs in answers become the client's.
+/// A request addressed to partition leaders: Produce, Fetch, ListOffsets, OffsetForLeaderEpoch or DeleteRecords. Its
+/// entries are the partitions, in the client's order across its topics, matched in answers by topic name and
+/// partition (every mention of a partition gets its answer); upstream node ids, topic ids and leader epochs in
+/// answers become the client's.
 /// </summary>
 public abstract class PartitionBatch : EntryBatch
 {
