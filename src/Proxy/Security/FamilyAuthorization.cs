@@ -13,30 +13,25 @@ namespace Switchback.Proxy.Security;
 /// and denials are the errors a broker's authorizer gives: TOPIC_AUTHORIZATION_FAILED per topic (or partition, or
 /// config resource) while the allowed topics of the same request are still served; GROUP_AUTHORIZATION_FAILED for
 /// FindCoordinator and the group APIs; TRANSACTIONAL_ID_AUTHORIZATION_FAILED for transactional coordinator lookups
-/// and transaction APIs. Listings (Metadata for all topics, ListGroups) leave out what the principal may not see.
+/// and transaction APIs. Requests routed entry by entry (partition, topic-admin and multi-group requests) are checked
+/// by their routers, a denied entry being one more per-entry error; this class checks the others, and listings
+/// (Metadata for all topics, ListGroups) leave out what the principal may not see.
 /// </summary>
 public sealed class FamilyAuthorization
 {
-    private const sbyte TopicResource = 2;
-    private const sbyte GroupResource = 32;
     private const string NotAuthorized = "Not authorized.";
 
     private readonly FrozenDictionary<string, FrozenSet<string>> _allowed;
-    private readonly ProxyState _state;
 
-    private FamilyAuthorization(FrozenDictionary<string, FrozenSet<string>> allowed, ProxyState state)
-    {
-        _allowed = allowed;
-        _state = state;
-    }
+    private FamilyAuthorization(FrozenDictionary<string, FrozenSet<string>> allowed) => _allowed = allowed;
 
     /// <summary>The authorization for a configuration, or null when no family restricts its principals.</summary>
-    public static FamilyAuthorization? Create(ProxyConfig config, ProxyState state)
+    public static FamilyAuthorization? Create(ProxyConfig config)
     {
         var allowed = config.Families
             .Where(f => f.AllowedPrincipals is { Count: > 0 })
             .ToFrozenDictionary(f => f.Name, f => f.AllowedPrincipals!.ToFrozenSet(StringComparer.Ordinal), StringComparer.Ordinal);
-        return allowed.Count == 0 ? null : new FamilyAuthorization(allowed, state);
+        return allowed.Count == 0 ? null : new FamilyAuthorization(allowed);
     }
 
     public bool MayUseFamily(string principal, string family) =>
@@ -70,10 +65,6 @@ public sealed class FamilyAuthorization
         {
             case ApiKey.Metadata:
                 return MetadataAsync(context, next);
-            case ApiKey.Produce:
-                return ProduceAsync(context, next);
-            case ApiKey.Fetch:
-                return FetchAsync(context, next);
             case ApiKey.FindCoordinator:
                 return FindCoordinatorAsync(context, next);
             case ApiKey.ListGroups:
@@ -129,58 +120,6 @@ public sealed class FamilyAuthorization
                     return ByTopicAsync(context, next, static (TxnOffsetCommitRequest r) => r.Topics, static t => t.Name, TxnOffsetCommitDenied,
                         static (TxnOffsetCommitResponse r) => r.Topics);
                 }
-            case ApiKey.ListOffsets:
-                return ByTopicAsync(context, next, static (ListOffsetsRequest r) => r.Topics, static t => t.Name,
-                    static (t, error) => new ListOffsetsResponse.ListOffsetsTopicResponse
-                    {
-                        Name = t.Name,
-                        Partitions = [.. t.Partitions.Select(p => new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error, Timestamp = -1, Offset = -1, LeaderEpoch = -1 })],
-                    },
-                    static (ListOffsetsResponse r) => r.Topics);
-            case ApiKey.OffsetForLeaderEpoch:
-                return ByTopicAsync(context, next, static (OffsetForLeaderEpochRequest r) => r.Topics, static t => t.Topic,
-                    static (t, error) => new OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult
-                    {
-                        Topic = t.Topic,
-                        Partitions = [.. t.Partitions.Select(p => new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = p.Partition, ErrorCode = (short)error, LeaderEpoch = -1, EndOffset = -1 })],
-                    },
-                    static (OffsetForLeaderEpochResponse r) => r.Topics);
-            case ApiKey.DeleteRecords:
-                return ByTopicAsync(context, next, static (DeleteRecordsRequest r) => r.Topics, static t => t.Name,
-                    static (t, error) => new DeleteRecordsResponse.DeleteRecordsTopicResult
-                    {
-                        Name = t.Name,
-                        Partitions = [.. t.Partitions.Select(p => new DeleteRecordsResponse.DeleteRecordsPartitionResult { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error, LowWatermark = -1 })],
-                    },
-                    static (DeleteRecordsResponse r) => r.Topics);
-            case ApiKey.CreateTopics:
-                return ByTopicAsync(context, next, static (CreateTopicsRequest r) => r.Topics, static t => t.Name,
-                    static (t, error) => new CreateTopicsResponse.CreatableTopicResult { Name = t.Name, ErrorCode = (short)error, ErrorMessage = NotAuthorized, NumPartitions = -1, ReplicationFactor = -1 },
-                    static (CreateTopicsResponse r) => r.Topics);
-            case ApiKey.CreatePartitions:
-                return ByTopicAsync(context, next, static (CreatePartitionsRequest r) => r.Topics, static t => t.Name,
-                    static (t, error) => new CreatePartitionsResponse.CreatePartitionsTopicResult { Name = t.Name, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
-                    static (CreatePartitionsResponse r) => r.Results);
-            case ApiKey.DeleteTopics when context.Version < 6:
-                return ByTopicAsync(context, next, static (DeleteTopicsRequest r) => r.TopicNames, static name => name,
-                    static (name, error) => new DeleteTopicsResponse.DeletableTopicResult { Name = name, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
-                    static (DeleteTopicsResponse r) => r.Responses);
-            case ApiKey.DeleteTopics:
-                return ByTopicAsync(context, next, static (DeleteTopicsRequest r) => r.Topics, t => t.Name ?? _state.TopicIds.NameOf(t.TopicId, _state.KnownTopicNames()),
-                    static (t, error) => new DeleteTopicsResponse.DeletableTopicResult { Name = t.Name, TopicId = t.TopicId, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
-                    static (DeleteTopicsResponse r) => r.Responses);
-            case ApiKey.DescribeConfigs:
-                return ByConfigResourceAsync(context, next, static (DescribeConfigsRequest r) => r.Resources, static r => (r.ResourceType, r.ResourceName),
-                    static (r, error) => new DescribeConfigsResponse.DescribeConfigsResult { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
-                    static (DescribeConfigsResponse r) => r.Results);
-            case ApiKey.AlterConfigs:
-                return ByConfigResourceAsync(context, next, static (AlterConfigsRequest r) => r.Resources, static r => (r.ResourceType, r.ResourceName),
-                    static (r, error) => new AlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
-                    static (AlterConfigsResponse r) => r.Responses);
-            case ApiKey.IncrementalAlterConfigs:
-                return ByConfigResourceAsync(context, next, static (IncrementalAlterConfigsRequest r) => r.Resources, static r => (r.ResourceType, r.ResourceName),
-                    static (r, error) => new IncrementalAlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = r.ResourceType, ResourceName = r.ResourceName, ErrorCode = (short)error, ErrorMessage = NotAuthorized },
-                    static (IncrementalAlterConfigsResponse r) => r.Responses);
             default:
                 return next(context);
         }
@@ -258,7 +197,7 @@ public sealed class FamilyAuthorization
         {
             return allowed(request.Key)
                 ? next(context)
-                : Answer(context, new FindCoordinatorResponse { ErrorCode = (short)error, ErrorMessage = "Not authorized.", NodeId = -1, Host = "", Port = -1 });
+                : Answer(context, new FindCoordinatorResponse { ErrorCode = (short)error, ErrorMessage = NotAuthorized, NodeId = -1, Host = "", Port = -1 });
         }
         if (request.CoordinatorKeys.TrueForAll(k => allowed(k)))
         {
@@ -281,32 +220,10 @@ public sealed class FamilyAuthorization
         }
         foreach (var key in denied)
         {
-            response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, ErrorCode = (short)error, ErrorMessage = "Not authorized.", NodeId = -1, Host = "", Port = -1 });
+            response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, ErrorCode = (short)error, ErrorMessage = NotAuthorized, NodeId = -1, Host = "", Port = -1 });
         }
         return Task.FromResult(context.Respond(response));
     }
-
-    private ValueTask<Task<PooledFrame>?> ProduceAsync(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next) =>
-        ByTopicAsync(context, next, static (ProduceRequest r) => r.TopicData, static t => t.Name,
-            static (t, error) => new ProduceResponse.TopicProduceResponse
-            {
-                Name = t.Name,
-                PartitionResponses = [.. t.PartitionData.Select(p => new ProduceResponse.PartitionProduceResponse { Index = p.Index, ErrorCode = (short)error, BaseOffset = -1 })],
-            },
-            static (ProduceResponse r) => r.Responses,
-            // acks=0: the broker answers nothing, denied or not.
-            answersNothing: static r => r.Acks == 0);
-
-    private ValueTask<Task<PooledFrame>?> FetchAsync(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next) =>
-        ByTopicAsync(context, next, static (FetchRequest r) => r.Topics,
-            t => context.Version >= 13 ? _state.TopicIds.NameOf(t.TopicId, _state.KnownTopicNames()) : t.Topic,
-            static (t, error) => new FetchResponse.FetchableTopicResponse
-            {
-                Topic = t.Topic,
-                TopicId = t.TopicId,
-                Partitions = [.. t.Partitions.Select(p => new FetchResponse.PartitionData { PartitionIndex = p.Partition, ErrorCode = (short)error, HighWatermark = -1 })],
-            },
-            static (FetchResponse r) => r.Responses);
 
     private ValueTask<Task<PooledFrame>?> OffsetFetchAsync(RequestContext context, Func<RequestContext, ValueTask<Task<PooledFrame>?>> next)
     {
@@ -374,69 +291,30 @@ public sealed class FamilyAuthorization
         Partitions = [.. topic.Partitions.Select(p => new TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition { PartitionIndex = p.PartitionIndex, ErrorCode = (short)error })],
     };
 
-    /// <summary>Entries naming topics (null: the entry names none, and goes on); a denied family's answer TOPIC_AUTHORIZATION_FAILED.</summary>
-    private ValueTask<Task<PooledFrame>?> ByTopicAsync<TRequest, TEntry, TResponse, TAnswer>(RequestContext context,
-        Func<RequestContext, ValueTask<Task<PooledFrame>?>> next, Func<TRequest, List<TEntry>?> entriesOf, Func<TEntry, string?> topicOf,
-        Func<TEntry, ErrorCode, TAnswer> deny, Func<TResponse, List<TAnswer>> answersOf, Func<TRequest, bool>? answersNothing = null)
-        where TRequest : IKafkaMessage, new()
-        where TResponse : IKafkaMessage, new() =>
-        ByEntryAsync(context, next, entriesOf,
-            entry => topicOf(entry) is { } topic && !MayUseTopic(context, topic) ? ErrorCode.TopicAuthorizationFailed : ErrorCode.None,
-            deny, answersOf, answersNothing);
-
     /// <summary>
-    /// Config resources: a topic by its family (TOPIC_AUTHORIZATION_FAILED), a group by its family
-    /// (GROUP_AUTHORIZATION_FAILED), anything else (brokers, broker loggers, cluster defaults, client metrics) only for
-    /// a principal every allow list admits (CLUSTER_AUTHORIZATION_FAILED), as those are not any one family's.
+    /// A group request whose <paramref name="entriesOf"/> list names topics: entries of a family the principal may not
+    /// use are answered here with <paramref name="deny"/>'s TOPIC_AUTHORIZATION_FAILED answer, and the rest of the
+    /// request goes on narrowed to the allowed entries; the answers are merged into one response.
     /// </summary>
-    private ValueTask<Task<PooledFrame>?> ByConfigResourceAsync<TRequest, TEntry, TResponse, TAnswer>(RequestContext context,
-        Func<RequestContext, ValueTask<Task<PooledFrame>?>> next, Func<TRequest, List<TEntry>?> entriesOf, Func<TEntry, (sbyte Type, string Name)> resourceOf,
+    private async ValueTask<Task<PooledFrame>?> ByTopicAsync<TRequest, TEntry, TResponse, TAnswer>(RequestContext context,
+        Func<RequestContext, ValueTask<Task<PooledFrame>?>> next, Func<TRequest, List<TEntry>?> entriesOf, Func<TEntry, string> topicOf,
         Func<TEntry, ErrorCode, TAnswer> deny, Func<TResponse, List<TAnswer>> answersOf)
-        where TRequest : IKafkaMessage, new()
-        where TResponse : IKafkaMessage, new() =>
-        ByEntryAsync(context, next, entriesOf, entry => resourceOf(entry) switch
-        {
-            (TopicResource, var topic) => MayUseTopic(context, topic) ? ErrorCode.None : ErrorCode.TopicAuthorizationFailed,
-            (GroupResource, var group) => MayUseGroup(context, group) ? ErrorCode.None : ErrorCode.GroupAuthorizationFailed,
-            _ => AdmittedByEveryList(context.Session.Principal) ? ErrorCode.None : ErrorCode.ClusterAuthorizationFailed,
-        }, deny, answersOf);
-
-    /// <summary>
-    /// A request whose <paramref name="entriesOf"/> list names topics, groups or other resources: entries
-    /// <paramref name="refusal"/> refuses (an error other than NONE) are answered here with <paramref name="deny"/>'s
-    /// answer carrying that error, and the rest of the request goes on narrowed to the allowed entries. The answers
-    /// are merged into one response (entries are matched by name, as brokers answer them).
-    /// </summary>
-    private async ValueTask<Task<PooledFrame>?> ByEntryAsync<TRequest, TEntry, TResponse, TAnswer>(RequestContext context,
-        Func<RequestContext, ValueTask<Task<PooledFrame>?>> next, Func<TRequest, List<TEntry>?> entriesOf, Func<TEntry, ErrorCode> refusal,
-        Func<TEntry, ErrorCode, TAnswer> deny, Func<TResponse, List<TAnswer>> answersOf, Func<TRequest, bool>? answersNothing = null)
         where TRequest : IKafkaMessage, new()
         where TResponse : IKafkaMessage, new()
     {
         var request = context.Decode<TRequest>();
         var entries = entriesOf(request);
-        bool Denied(TEntry entry) => refusal(entry) != ErrorCode.None;
+        bool Denied(TEntry entry) => !MayUseTopic(context, topicOf(entry));
         if (entries is null || !entries.Exists(Denied))
         {
             return await next(context).ConfigureAwait(false);
         }
-        var denied = new List<TAnswer>();
-        foreach (var entry in entries)
-        {
-            if (refusal(entry) is var error && error != ErrorCode.None)
-            {
-                denied.Add(deny(entry, error));
-            }
-        }
+        var denied = entries.Where(Denied).Select(e => deny(e, ErrorCode.TopicAuthorizationFailed)).ToList();
         entries.RemoveAll(Denied);
         if (entries.Count > 0)
         {
             var inner = await WithBodyAsync(context, request, next).ConfigureAwait(false);
             return inner is null ? null : MergeAsync(context, inner, denied, answersOf);
-        }
-        if (answersNothing?.Invoke(request) == true)
-        {
-            return null;
         }
         var response = new TResponse();
         answersOf(response).AddRange(denied);

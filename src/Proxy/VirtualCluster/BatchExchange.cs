@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Switchback.Protocol;
 using Switchback.Proxy.Upstream;
 
@@ -35,6 +36,20 @@ public sealed class BatchPart(UpstreamCluster cluster, int? node)
         return added;
     }
 
+    /// <summary>The broker's answer, when it came before the part was handed to <see cref="BatchExchange.CompleteAsync"/>.</summary>
+    public PooledFrame? Answer { get; private set; }
+
+    /// <summary>A part that carried every entry of a request and was answered already: the answer is merged, not relayed.</summary>
+    public static BatchPart Answered(UpstreamCluster cluster, int node, ClusterView view, int count, PooledFrame answer)
+    {
+        var part = new BatchPart(cluster, node) { View = view, Answer = answer };
+        for (var i = 0; i < count; i++)
+        {
+            part.Indices.Add(i);
+        }
+        return part;
+    }
+
     internal void Sent(ClusterView view, PendingResponse? pending)
     {
         View = view;
@@ -63,15 +78,21 @@ public static class BatchExchange
                 var connection = part.Node is { } node
                     ? await context.Session.Upstreams.GetAsync(view, node, closed).ConfigureAwait(false)
                     : await context.Session.Upstreams.GetAnyAsync(view, closed).ConfigureAwait(false);
+                PendingResponse? pending;
                 if (relay)
                 {
-                    part.Sent(view, await connection.SendAsync(context.Frame.Memory, expectResponse: true, closed).ConfigureAwait(false));
+                    pending = await connection.SendAsync(context.Frame.Memory, batch.ExpectsResponse, closed).ConfigureAwait(false);
                 }
                 else
                 {
                     using var frame = FrameCodec.EncodeRequest(context.ApiKey, context.Version, context.CorrelationId, context.Header.ClientId,
                         batch.Narrow(part.Indices));
-                    part.Sent(view, await connection.SendAsync(frame.Memory, expectResponse: true, closed).ConfigureAwait(false));
+                    pending = await connection.SendAsync(frame.Memory, batch.ExpectsResponse, closed).ConfigureAwait(false);
+                }
+                part.Sent(view, pending);
+                if (pending is not null)
+                {
+                    context.UpstreamSettled.Add(pending.Settled);
                 }
             }
             catch (UpstreamUnavailableException)
@@ -83,37 +104,18 @@ public static class BatchExchange
     }
 
     /// <summary>
-    /// The client's answer: the one broker's own frame when relayed (its entries' errors reported to
-    /// <paramref name="answered"/> only when <paramref name="inspectRelayed"/>), otherwise the merged answers.
+    /// The client's answer: the one broker's own frame when relayed and the batch lets it go as it is, otherwise the
+    /// merged answers.
     /// </summary>
     /// <param name="answered">Called with the part, index and broker's error of each answered entry.</param>
     public static async Task<PooledFrame> CompleteAsync(RequestContext context, EntryBatch batch, List<BatchPart> parts, ErrorCode[] failures,
-        bool relay, TimeSpan timeout, Action<BatchPart> lost, Action<BatchPart, int, ErrorCode> answered, bool inspectRelayed = false)
+        bool relay, TimeSpan timeout, Action<BatchPart> lost, Action<BatchPart, int, ErrorCode> answered)
     {
         var closed = context.Session.Closed;
-        if (relay && parts[0].Pending is { } only)
-        {
-            var part = parts[0];
-            try
-            {
-                var frame = await Forwarding.RestoreCorrelationAsync(only, context.CorrelationId, timeout, closed).ConfigureAwait(false);
-                if (inspectRelayed)
-                {
-                    Inspect(context, batch, part, frame, failures, answered);
-                }
-                return batch.Relayed(context, frame);
-            }
-            catch (UpstreamUnavailableException)
-            {
-                part.Lost();
-                lost(part);
-            }
-        }
-
         var waits = new ValueTask<PooledFrame>?[parts.Count];
         for (var i = 0; i < parts.Count; i++)
         {
-            waits[i] = parts[i].Pending?.WaitAsync(timeout, closed);
+            waits[i] = parts[i].Answer is { } known ? new ValueTask<PooledFrame>(known) : parts[i].Pending?.WaitAsync(timeout, closed);
         }
         var frames = new List<PooledFrame>(parts.Count);
         try
@@ -127,8 +129,17 @@ public static class BatchExchange
                     try
                     {
                         var frame = await wait.ConfigureAwait(false);
+                        if (relay)
+                        {
+                            BinaryPrimitives.WriteInt32BigEndian(frame.Span, context.CorrelationId);
+                            if (batch.Relayed(context, frame) is { } relayed)
+                            {
+                                return relayed;
+                            }
+                        }
                         frames.Add(frame); // decoded answers may slice it: kept until the merged answer is encoded
                         response = batch.Decode(frame, context.ApiKey, context.Version);
+                        await batch.TranslateAsync(parts[i], response).ConfigureAwait(false);
                     }
                     catch (UpstreamUnavailableException)
                     {
@@ -137,7 +148,8 @@ public static class BatchExchange
                     }
                     catch (KafkaProtocolException)
                     {
-                        // An answer that cannot be read: its entries get UNKNOWN_SERVER_ERROR, the others their answers.
+                        // An answer that cannot be read: its entries get an error, the others their answers.
+                        response = null;
                     }
                 }
                 answers.Add((parts[i].Indices, response));
@@ -165,21 +177,6 @@ public static class BatchExchange
             {
                 frame.Dispose();
             }
-        }
-    }
-
-    /// <summary>Reports the entries' errors of an answer relayed as it is (the frame stays the caller's).</summary>
-    private static void Inspect(RequestContext context, EntryBatch batch, BatchPart part, PooledFrame frame, ErrorCode[] failures,
-        Action<BatchPart, int, ErrorCode> answered)
-    {
-        try
-        {
-            batch.Merge([(part.Indices, batch.Decode(frame, context.ApiKey, context.Version))], failures,
-                (index, error) => answered(part, index, error));
-        }
-        catch (KafkaProtocolException)
-        {
-            // Relayed as the broker sent it; nothing learned.
         }
     }
 }

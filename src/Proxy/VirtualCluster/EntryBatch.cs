@@ -29,11 +29,21 @@ public abstract class EntryBatch
     /// <summary>Decodes one part's response frame.</summary>
     public abstract IKafkaMessage Decode(PooledFrame frame, ApiKey apiKey, short version);
 
+    /// <summary>True when the client's bytes cannot go upstream as they are (an entry named by an id the proxy gave out, an epoch hidden).</summary>
+    public bool Rewritten { get; protected set; }
+
+    /// <summary>False when the broker answers nothing (a produce with acks=0).</summary>
+    public virtual bool ExpectsResponse => true;
+
     /// <summary>
     /// The client's answer when its own bytes went to one broker: that broker's frame, as it is unless it holds
-    /// something the proxy shows differently (the frame is consumed).
+    /// something the proxy shows differently (the frame is consumed), or null when it must be merged like any answer
+    /// (the frame is then left as it was).
     /// </summary>
-    public virtual PooledFrame Relayed(RequestContext context, PooledFrame frame) => frame;
+    public virtual PooledFrame? Relayed(RequestContext context, PooledFrame frame) => frame;
+
+    /// <summary>Shows what one part's decoded answer names in its cluster's terms (node ids, topic ids, epochs) as the client knows it.</summary>
+    public virtual ValueTask TranslateAsync(BatchPart part, IKafkaMessage response) => default;
 
     /// <summary>How the entries of one API's response are told apart and matched to the entries the client named.</summary>
     protected interface IAnswerMatching<TResponse, TEntry, TKey> where TKey : notnull

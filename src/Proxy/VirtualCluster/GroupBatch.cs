@@ -136,7 +136,7 @@ public abstract class GroupBatch : EntryBatch
 
         public override IReadOnlyList<string> Groups => _groups;
 
-        public override PooledFrame Relayed(RequestContext context, PooledFrame frame) => CoordinatorHandlers.HideLeaderEpochs(context, frame);
+        public override PooledFrame? Relayed(RequestContext context, PooledFrame frame) => CoordinatorHandlers.HideLeaderEpochs(context, frame);
 
         public override IKafkaMessage Narrow(IReadOnlyList<int> indices) => new OffsetFetchRequest
         {

@@ -18,7 +18,8 @@ namespace Switchback.Proxy.VirtualCluster;
 /// The common case of Produce and Fetch, relayed as bytes: every partition leads on one broker of the routed
 /// cluster, known to the current view. The request is read with the routing readers (no typed decode), rewritten
 /// in place where needed (producer ids after a switch; Fetch sessions, epochs and topic ids) and sent whole. Anything
-/// else (a split across brokers or families, an unknown topic or leader, an incremental fetch) takes the decoded path.
+/// else (a split across brokers or families, an unknown topic or leader, a family the principal may not use, an
+/// incremental fetch) takes the decoded path.
 /// </summary>
 public sealed partial class PartitionHandlers
 {
@@ -38,7 +39,7 @@ public sealed partial class PartitionHandlers
     /// </summary>
     public async ValueTask<ValueTask<PooledFrame>?> ProduceAsync(RequestContext context)
     {
-        if (!TryReadWriteFamily(context, out var family, out var acks, out var transactionalId))
+        if (!TryReadWriteFamily(context, out var family, out var acks, out var transactionalId) || !MayUse(context, family))
         {
             return RequestDispatcher.Answer(await ProduceDecodedAsync(context).ConfigureAwait(false));
         }
@@ -230,14 +231,14 @@ public sealed partial class PartitionHandlers
                 var connection = await context.Session.Upstreams.GetAsync(plan.View, plan.Leader, context.Session.Closed).ConfigureAwait(false);
                 pending = await connection.SendAsync(context.Frame.Memory, expectResponse, context.Session.Closed).ConfigureAwait(false);
             }
-            catch (UpstreamUnavailableException e)
+            catch (UpstreamUnavailableException)
             {
                 if (!expectResponse)
                 {
                     return null;
                 }
-                var request = context.Decode<ProduceRequest>();
-                return new ValueTask<PooledFrame>(MergeProduceAsync(context, request, [(UpstreamCall.Completed(plan.View, plan.Leader, null, null, e), request)], []));
+                return new ValueTask<PooledFrame>(MergeRelayedAsync(context, new ProduceBatch(context.Decode<ProduceRequest>(), context, state), plan,
+                    answer: null, sent: false, Timeout));
             }
             if (pending is null)
             {
@@ -336,14 +337,13 @@ public sealed partial class PartitionHandlers
         try
         {
             PooledFrame? frame = null;
-            Exception? failure = null;
             try
             {
                 frame = await pending.WaitAsync(Timeout, request.Session.Closed).ConfigureAwait(false);
             }
-            catch (UpstreamUnavailableException e) when (outline is not null)
+            catch (UpstreamUnavailableException) when (outline is not null)
             {
-                failure = e; // answered below: REQUEST_TIMED_OUT per partition
+                // answered below: REQUEST_TIMED_OUT per partition
             }
             finally
             {
@@ -352,14 +352,14 @@ public sealed partial class PartitionHandlers
             if (outline is null || (frame is not null && ProduceResponseInspector.CanRelayAsIs(frame.Span, request.Version)))
             {
                 // Before v10 nothing in a Produce answer names a broker: relayed as is, as a broker answers.
-                RecordRelayedProduce(family, frame!, request.Version, plan.Partitions, knownClean: outline is not null, request.ReceivedAt);
+                ProduceBatch.RecordRelayed(state, family, frame!, request.Version, plan.Partitions, knownClean: outline is not null, request.ReceivedAt);
                 BinaryPrimitives.WriteInt32BigEndian(frame!.Span, request.CorrelationId);
                 return frame;
             }
             // Merged with a context of its own: the dispatcher has reused the request's.
+            var context = request.ToContext();
             var decoded = FrameCodec.DecodeBody<ProduceRequest>(outline.AsMemory(0, outlineLength), request.Version);
-            return await MergeProduceAsync(request.ToContext(), decoded, [(UpstreamCall.Completed(plan.View, plan.Leader, pending, frame, failure), decoded)], [])
-                .ConfigureAwait(false);
+            return await MergeRelayedAsync(context, new ProduceBatch(decoded, context, state), plan, frame, sent: true, Timeout).ConfigureAwait(false);
         }
         finally
         {
@@ -369,24 +369,6 @@ public sealed partial class PartitionHandlers
                 ArrayPool<byte>.Shared.Return(outline);
             }
         }
-    }
-
-    /// <summary>
-    /// The outcome of a produce answer relayed as is, for one family: clean when the inspection that let it through
-    /// found no error, else counted from its bytes.
-    /// </summary>
-    private void RecordRelayedProduce(string family, PooledFrame frame, short version, int partitions, bool knownClean, long receivedAt)
-    {
-        var errors = 0;
-        if (!knownClean && ProduceResponseInspector.TryCountErrors(frame.Span, version, out var answered, out errors, out var firstError))
-        {
-            partitions = answered;
-            if (errors > 0)
-            {
-                state.Metrics.ErrorAnswered(ApiKey.Produce, family, firstError, errors);
-            }
-        }
-        state.Metrics.ProduceAnswered(family, partitions, errors, receivedAt);
     }
 
     /// <summary>
@@ -442,11 +424,10 @@ public sealed partial class PartitionHandlers
                 var connection = await context.Session.Upstreams.GetAsync(plan.View, plan.Leader, context.Session.Closed).ConfigureAwait(false);
                 pending = await connection.SendAsync(context.Frame.Memory, expectResponse: true, context.Session.Closed).ConfigureAwait(false);
             }
-            catch (UpstreamUnavailableException e)
+            catch (UpstreamUnavailableException)
             {
                 var request = FrameCodec.DecodeBody<FetchRequest>(original is null ? body : original.AsMemory(0, body.Length), context.Version);
-                return new ValueTask<PooledFrame>(MergeFetchAsync(context, request, FetchNames(request, context.Version),
-                    [UpstreamCall.Completed(plan.View, plan.Leader, null, null, e)], [], Timeout));
+                return new ValueTask<PooledFrame>(MergeRelayedAsync(context, new FetchBatch(request, context, state), plan, answer: null, sent: false, Timeout));
             }
             answering = true;
             var timeout = Timeout + TimeSpan.FromMilliseconds(Math.Max(0, maxWaitMs));
@@ -498,6 +479,10 @@ public sealed partial class PartitionHandlers
                 return false;
             }
             var route = context.Routes.ForTopic(name);
+            if (!MayUse(context, route.Family))
+            {
+                return false; // answered per partition by the decoded path
+            }
             var cluster = route.Route.Read;
             context.Session.Activity.Used(route.Family, cluster, Listening.ClientUse.Fetch);
             family = family is null || ReferenceEquals(family, route.Family) ? route.Family : SeveralFamilies;
@@ -541,14 +526,13 @@ public sealed partial class PartitionHandlers
         try
         {
             PooledFrame? frame = null;
-            Exception? failure = null;
             try
             {
                 frame = await pending.WaitAsync(timeout, request.Session.Closed).ConfigureAwait(false);
             }
-            catch (UpstreamUnavailableException e) when (original is not null)
+            catch (UpstreamUnavailableException) when (original is not null)
             {
-                failure = e; // answered below, per partition
+                // answered below, per partition
             }
             if (original is null)
             {
@@ -564,9 +548,9 @@ public sealed partial class PartitionHandlers
                 return frame;
             }
             // Merged with a context of its own: the dispatcher has reused the request's.
+            var context = request.ToContext();
             var decoded = FrameCodec.DecodeBody<FetchRequest>(original.AsMemory(0, length), request.Version);
-            return await MergeFetchAsync(request.ToContext(), decoded, FetchNames(decoded, request.Version),
-                [UpstreamCall.Completed(plan.View, plan.Leader, pending, frame, failure)], [], timeout).ConfigureAwait(false);
+            return await MergeRelayedAsync(context, new FetchBatch(decoded, context, state), plan, frame, sent: true, timeout).ConfigureAwait(false);
         }
         finally
         {

@@ -34,7 +34,7 @@ public sealed class ProxyState : IAsyncDisposable
         _clusters = config.Clusters.ToDictionary(c => c.Name, c => new UpstreamCluster(c, config.Limits, logger, config.IsReservedTopic), StringComparer.Ordinal);
         _clustersByOrdinal = [.. config.Clusters.Select(c => _clusters[c.Name])];
         ClustersByOrdinal = _clustersByOrdinal;
-        Authorization = Security.FamilyAuthorization.Create(config, this);
+        Authorization = Security.FamilyAuthorization.Create(config);
     }
 
     /// <summary>Per-family allow lists, or null when no family restricts its principals.</summary>

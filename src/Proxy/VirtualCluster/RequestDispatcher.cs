@@ -116,18 +116,14 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
             frame.Dispose();
             throw;
         }
-        var authorization = state.Authorization;
         try
         {
-            // Allow lists, when configured, check (and may narrow) the request before it is routed.
-            if (authorization is not null)
-            {
-                return Answer(await authorization.DispatchAsync(context, _route ??= RouteAsync).ConfigureAwait(false));
-            }
             return context.ApiKey switch
             {
                 ApiKey.Produce => await _partitions.ProduceAsync(context).ConfigureAwait(false),
                 ApiKey.Fetch => await _partitions.FetchAsync(context).ConfigureAwait(false),
+                // Allow lists, when configured, check (and may narrow) the request before it is routed.
+                _ when state.Authorization is { } authorization => Answer(await authorization.DispatchAsync(context, _route ??= RouteAsync).ConfigureAwait(false)),
                 _ => Answer(await RouteAsync(context).ConfigureAwait(false)),
             };
         }
@@ -135,8 +131,7 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
         {
             // Handlers copy what they send upstream into the upstream pipe, so the request buffer can go back now.
             frame.Dispose();
-            // Allow lists keep the context to merge their own answer, so one is reused only without them.
-            if (context.IsLetGo && authorization is null)
+            if (context.IsLetGo)
             {
                 _spareContext = context;
             }
@@ -150,18 +145,12 @@ public sealed class RequestDispatcher(ProxyState state, ClientSession session)
             ApiKey.Metadata => _local.MetadataAsync(context),
             ApiKey.DescribeCluster => _local.DescribeClusterAsync(context),
             ApiKey.FindCoordinator => _local.FindCoordinatorAsync(context),
-            ApiKey.Produce => AsTaskAsync(_partitions.ProduceAsync(context)),
-            ApiKey.Fetch => AsTaskAsync(_partitions.FetchAsync(context)),
             ApiKey.ListOffsets => _partitions.ListOffsetsAsync(context),
             ApiKey.OffsetForLeaderEpoch => _partitions.OffsetForLeaderEpochAsync(context),
+            ApiKey.DeleteRecords => _partitions.DeleteRecordsAsync(context),
             _ => _coordinators.RouteAsync(context),
         };
 
     /// <summary>A response task as the client session takes it (null when the request expects none).</summary>
     internal static ValueTask<PooledFrame>? Answer(Task<PooledFrame>? response) => response is null ? null : new ValueTask<PooledFrame>(response);
-
-    // Allow lists wrap a handler's answer in their own task (only when configured, so not on the relay's hot path).
-    private static async ValueTask<Task<PooledFrame>?> AsTaskAsync(ValueTask<ValueTask<PooledFrame>?> routed) =>
-        await routed.ConfigureAwait(false) is { } answer ? answer.AsTask() : null;
-
 }

@@ -10,9 +10,6 @@ public enum AdminSubject : byte
     /// <summary>A topic: its family's cluster.</summary>
     Topic,
 
-    /// <summary>A partition of a topic: its leader on the family's cluster.</summary>
-    Partition,
-
     /// <summary>A broker, by the virtual node id the client knows (config resources of a broker or its loggers).</summary>
     Broker,
 
@@ -26,15 +23,14 @@ public enum AdminSubject : byte
     UnknownTopicId,
 }
 
-/// <summary>One entry of a topic-admin request: what it names (a topic, broker id or group) and, for a partition, which.</summary>
-public readonly record struct AdminEntry(AdminSubject Subject, string Name, int Partition = -1);
+/// <summary>One entry of a topic-admin request: what it names (a topic, broker id or group).</summary>
+public readonly record struct AdminEntry(AdminSubject Subject, string Name);
 
 /// <summary>
-/// A topic-admin request, whose entries may belong to families on different clusters: CreateTopics, CreatePartitions,
-/// DeleteTopics, DeleteRecords (entries are partitions), DescribeConfigs, AlterConfigs and IncrementalAlterConfigs
-/// (entries are config resources). Each
-/// entry is matched in answers by its topic name, partition or resource; topic ids are the proxy's own in both
-/// directions, and broker resources name the client's virtual node ids.
+/// A topic-admin request, whose entries may belong to families on different clusters: CreateTopics, CreatePartitions
+/// and DeleteTopics (entries are topics), DescribeConfigs, AlterConfigs and IncrementalAlterConfigs (entries are
+/// config resources). Each entry is matched in answers by its topic name or resource; topic ids are the proxy's own
+/// in both directions, and broker resources name the client's virtual node ids.
 /// </summary>
 public abstract class TopicAdminBatch : EntryBatch
 {
@@ -49,7 +45,6 @@ public abstract class TopicAdminBatch : EntryBatch
         ApiKey.CreateTopics => new CreateTopicsBatch(context.Decode<CreateTopicsRequest>(), context.Version, state.TopicIds),
         ApiKey.CreatePartitions => new CreatePartitionsBatch(context.Decode<CreatePartitionsRequest>()),
         ApiKey.DeleteTopics => new DeleteTopicsBatch(context.Decode<DeleteTopicsRequest>(), context.Version, state),
-        ApiKey.DeleteRecords => new DeleteRecordsBatch(context.Decode<DeleteRecordsRequest>()),
         ApiKey.DescribeConfigs => new DescribeConfigsBatch(context.Decode<DescribeConfigsRequest>()),
         ApiKey.AlterConfigs => new AlterConfigsBatch(context.Decode<AlterConfigsRequest>()),
         ApiKey.IncrementalAlterConfigs => new IncrementalAlterConfigsBatch(context.Decode<IncrementalAlterConfigsRequest>()),
@@ -62,9 +57,6 @@ public abstract class TopicAdminBatch : EntryBatch
     /// <summary>How long the request lets a broker take before it answers (its timeout), beyond a usual round trip.</summary>
     public virtual TimeSpan BrokerWait => TimeSpan.Zero;
 
-    /// <summary>True when the client's bytes cannot go upstream as they are (a topic named by id, a broker by its virtual id).</summary>
-    public bool Rewritten { get; protected set; }
-
     /// <summary>Names the entry at an index upstream by <paramref name="upstreamName"/> (a broker's own id); answers show the client's name.</summary>
     public virtual void SendAs(int index, string upstreamName) =>
         throw new InvalidOperationException($"Entries of {GetType().Name} are sent by their own names.");
@@ -76,6 +68,7 @@ public abstract class TopicAdminBatch : EntryBatch
         ErrorCode.UnknownTopicId => "This topic id is unknown.",
         ErrorCode.InvalidRequest => "This broker id is not one of this cluster's brokers.",
         ErrorCode.UnknownServerError => "No answer came for this entry.",
+        ErrorCode.TopicAuthorizationFailed or ErrorCode.GroupAuthorizationFailed or ErrorCode.ClusterAuthorizationFailed => "Not authorized.",
         _ => null,
     };
 
@@ -137,7 +130,7 @@ public abstract class TopicAdminBatch : EntryBatch
             return response;
         }
 
-        public override PooledFrame Relayed(RequestContext context, PooledFrame frame)
+        public override PooledFrame? Relayed(RequestContext context, PooledFrame frame)
         {
             if (version < 7)
             {
@@ -292,7 +285,7 @@ public abstract class TopicAdminBatch : EntryBatch
             return response;
         }
 
-        public override PooledFrame Relayed(RequestContext context, PooledFrame frame)
+        public override PooledFrame? Relayed(RequestContext context, PooledFrame frame)
         {
             if (_version < 6)
             {
@@ -321,87 +314,6 @@ public abstract class TopicAdminBatch : EntryBatch
             {
                 entry.TopicId = _ids.IdOf(name);
             }
-        }
-    }
-
-    /// <summary>DeleteRecords: its entries are the partitions, in the client's order across its topics.</summary>
-    private sealed class DeleteRecordsBatch
-        : Batch<DeleteRecordsResponse, (string Topic, DeleteRecordsResponse.DeleteRecordsPartitionResult Result), (string, int)>
-    {
-        private readonly DeleteRecordsRequest _request;
-        private readonly List<(int Topic, int Partition)> _entries = [];
-
-        public DeleteRecordsBatch(DeleteRecordsRequest request)
-        {
-            _request = request;
-            for (var t = 0; t < request.Topics.Count; t++)
-            {
-                for (var p = 0; p < request.Topics[t].Partitions.Count; p++)
-                {
-                    _entries.Add((t, p));
-                }
-            }
-        }
-
-        public override int Count => _entries.Count;
-        public override TimeSpan BrokerWait => TimeSpan.FromMilliseconds(Math.Max(0, _request.TimeoutMs));
-
-        private DeleteRecordsRequest.DeleteRecordsTopic TopicAt(int index) => _request.Topics[_entries[index].Topic];
-        private DeleteRecordsRequest.DeleteRecordsPartition PartitionAt(int index) => TopicAt(index).Partitions[_entries[index].Partition];
-
-        public override AdminEntry EntryAt(int index) => new(AdminSubject.Partition, TopicAt(index).Name, PartitionAt(index).PartitionIndex);
-
-        public override IKafkaMessage Narrow(IReadOnlyList<int> indices)
-        {
-            var narrowed = new DeleteRecordsRequest { TimeoutMs = _request.TimeoutMs, UnknownTaggedFields = _request.UnknownTaggedFields };
-            var lastTopic = -1;
-            foreach (var index in indices)
-            {
-                if (_entries[index].Topic != lastTopic)
-                {
-                    lastTopic = _entries[index].Topic;
-                    var topic = TopicAt(index);
-                    narrowed.Topics.Add(new DeleteRecordsRequest.DeleteRecordsTopic { Name = topic.Name, UnknownTaggedFields = topic.UnknownTaggedFields });
-                }
-                narrowed.Topics[^1].Partitions.Add(PartitionAt(index));
-            }
-            return narrowed;
-        }
-
-        public override (string, int) KeyAt(int index) => (TopicAt(index).Name, PartitionAt(index).PartitionIndex);
-        public override (string, int) KeyOf((string Topic, DeleteRecordsResponse.DeleteRecordsPartitionResult Result) entry) => (entry.Topic, entry.Result.PartitionIndex);
-        public override short ErrorOf((string Topic, DeleteRecordsResponse.DeleteRecordsPartitionResult Result) entry) => entry.Result.ErrorCode;
-        public override int ThrottleOf(DeleteRecordsResponse response) => response.ThrottleTimeMs;
-
-        public override IEnumerable<(string Topic, DeleteRecordsResponse.DeleteRecordsPartitionResult Result)> EntriesOf(DeleteRecordsResponse response)
-        {
-            foreach (var topic in response.Topics)
-            {
-                foreach (var partition in topic.Partitions)
-                {
-                    yield return (topic.Name, partition);
-                }
-            }
-        }
-
-        public override (string Topic, DeleteRecordsResponse.DeleteRecordsPartitionResult Result) Failed(int index, ErrorCode error) =>
-            (TopicAt(index).Name, new DeleteRecordsResponse.DeleteRecordsPartitionResult { PartitionIndex = PartitionAt(index).PartitionIndex, LowWatermark = -1, ErrorCode = (short)error });
-
-        protected override DeleteRecordsResponse Build(List<(int Index, (string Topic, DeleteRecordsResponse.DeleteRecordsPartitionResult Result) Entry)> entries, int throttleTimeMs)
-        {
-            // The client's topics in its order, each with its partitions' answers in its order.
-            var response = new DeleteRecordsResponse { ThrottleTimeMs = throttleTimeMs };
-            var lastTopic = -1;
-            foreach (var (index, entry) in entries)
-            {
-                if (_entries[index].Topic != lastTopic)
-                {
-                    lastTopic = _entries[index].Topic;
-                    response.Topics.Add(new DeleteRecordsResponse.DeleteRecordsTopicResult { Name = entry.Topic });
-                }
-                response.Topics[^1].Partitions.Add(entry.Result);
-            }
-            return response;
         }
     }
 

@@ -6,14 +6,13 @@ namespace Switchback.Proxy.VirtualCluster;
 
 /// <summary>
 /// Routes a <see cref="TopicAdminBatch"/>, each entry where its family lives: CreateTopics, CreatePartitions and
-/// DeleteTopics topics to a broker of the family's write cluster, DeleteRecords partitions to their leader there,
-/// config resources as their type says: topics to the family's read cluster when described, its write cluster when
+/// DeleteTopics topics to a broker of the family's write cluster, config resources as their type says: topics to the family's read cluster when described, its write cluster when
 /// altered (AlterConfigs, IncrementalAlterConfigs), broker resources to the broker they name. When one
 /// broker serves every entry the client's bytes are relayed as they are; otherwise the request is split per broker
 /// and the answers are merged in the client's entry order. An entry whose part fails gets a broker-style error of
-/// its own (NETWORK_EXCEPTION when its cluster cannot be reached; for a partition, as ListOffsets does,
-/// NOT_LEADER_OR_FOLLOWER or LEADER_NOT_AVAILABLE; UNKNOWN_TOPIC_ID for an id the proxy never gave out;
-/// INVALID_REQUEST for a broker id that is none of the clusters'); the others are answered.
+/// its own (NETWORK_EXCEPTION when its cluster cannot be reached; UNKNOWN_TOPIC_ID for an id the proxy never gave out;
+/// INVALID_REQUEST for a broker id that is none of the clusters'; an allow list's refusal, as a broker's authorizer
+/// gives it); the others are answered.
 /// </summary>
 public sealed class TopicAdminRouter(ProxyState state)
 {
@@ -23,13 +22,17 @@ public sealed class TopicAdminRouter(ProxyState state)
         var closed = context.Session.Closed;
         var failures = new ErrorCode[batch.Count];
         var parts = new List<BatchPart>(1);
-        var leaders = context.ApiKey == ApiKey.DeleteRecords ? new PartitionRouter(state, closed) : null;
         // Only DescribeConfigs reads; the others change topics, their records or their configs, which follow write authority.
         var writes = context.ApiKey != ApiKey.DescribeConfigs;
         for (var i = 0; i < batch.Count; i++)
         {
             var entry = batch.EntryAt(i);
-            if (entry.Subject is AdminSubject.Topic or AdminSubject.Partition && state.Config.IsReservedTopic(entry.Name))
+            if (Refusal(context, entry) is var refused and not ErrorCode.None)
+            {
+                failures[i] = refused;
+                continue;
+            }
+            if (entry.Subject is AdminSubject.Topic && state.Config.IsReservedTopic(entry.Name))
             {
                 failures[i] = ErrorCode.TopicAuthorizationFailed; // the fleet's control topic is the proxy's own
                 continue;
@@ -40,15 +43,6 @@ public sealed class TopicAdminRouter(ProxyState state)
                     var route = routes.ForTopic(entry.Name).Route;
                     // Any broker will do: each forwards topic changes to its controller.
                     BatchPart.For(parts, state.Cluster(writes ? route.Write : route.Read), node: null).Indices.Add(i);
-                    break;
-                case AdminSubject.Partition:
-                    var leader = await leaders!.ResolveAsync(routes.ForTopic(entry.Name).Route.Write, entry.Name, entry.Partition).ConfigureAwait(false);
-                    if (!leader.IsRouted)
-                    {
-                        failures[i] = leader.Error;
-                        break;
-                    }
-                    BatchPart.For(parts, state.ClustersByOrdinal[leader.View!.Ordinal], leader.Leader).Indices.Add(i);
                     break;
                 case AdminSubject.Broker:
                     var (cluster, node, error) = await BrokerAsync(entry.Name, closed).ConfigureAwait(false);
@@ -76,25 +70,38 @@ public sealed class TopicAdminRouter(ProxyState state)
         // Not REQUEST_TIMED_OUT: librdkafka reports that as success for CreateTopics and DeleteTopics sent without an
         // operation timeout (creation "in progress"), and not NOT_CONTROLLER, on which the Java client resends the
         // whole call, entries already served included.
-        var lostError = leaders is null ? ErrorCode.NetworkException : ErrorCode.NotLeaderOrFollower;
         void Lost(BatchPart part)
         {
             foreach (var index in part.Indices)
             {
-                failures[index] = lostError;
+                failures[index] = ErrorCode.NetworkException;
             }
         }
         await BatchExchange.SendAsync(context, batch, parts, relay, Lost).ConfigureAwait(false);
         // The broker may take as long as the request allows it before it answers.
         var timeout = state.Config.Limits.UpstreamRequestTimeout + batch.BrokerWait;
-        return BatchExchange.CompleteAsync(context, batch, parts, failures, relay, timeout, Lost, (part, _, error) =>
+        return BatchExchange.CompleteAsync(context, batch, parts, failures, relay, timeout, Lost, static (_, _, _) => { });
+    }
+
+    /// <summary>
+    /// The allow lists' error for an entry, if any: a topic or group by its family's list, anything else (brokers,
+    /// cluster-wide defaults, client metrics) only for a principal every list admits, as it is no one family's.
+    /// </summary>
+    private ErrorCode Refusal(RequestContext context, AdminEntry entry)
+    {
+        if (state.Authorization is not { } lists)
         {
-            // The client looks the leader up again on these, from the proxy's view: have it refreshed.
-            if (leaders is not null && part.View is { } view && PartitionRouter.IsLeadershipError((short)error))
-            {
-                PartitionRouter.LeadershipChanged(state, view);
-            }
-        }, inspectRelayed: leaders is not null);
+            return ErrorCode.None;
+        }
+        var principal = context.Session.Principal;
+        return entry.Subject switch
+        {
+            AdminSubject.Topic when !lists.MayUseFamily(principal, context.Routes.ForTopic(entry.Name).Family) =>
+                ErrorCode.TopicAuthorizationFailed,
+            AdminSubject.Group when !lists.MayUseFamily(principal, context.Routes.ForGroup(entry.Name).Family) => ErrorCode.GroupAuthorizationFailed,
+            AdminSubject.Broker or AdminSubject.Cluster when !lists.AdmittedByEveryList(principal) => ErrorCode.ClusterAuthorizationFailed,
+            _ => ErrorCode.None,
+        };
     }
 
     /// <summary>
