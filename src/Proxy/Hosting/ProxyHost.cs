@@ -104,6 +104,7 @@ public sealed class ProxyHost : IAsyncDisposable
 
         ListenOptions? kafka = null;
         ListenOptions? admin = null;
+        builder.Services.AddSingleton(new AdminAddress(() => admin?.EndPoint as IPEndPoint));
         builder.WebHost.UseSockets(sockets =>
         {
             // A request frame must fit the input pipe before it is consumed, so its bound follows the frame limit.
@@ -181,4 +182,10 @@ public sealed class ProxyHost : IAsyncDisposable
         await State.DisposeAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
     }
+}
+
+/// <summary>Where the admin endpoint listens, once Kestrel has bound it (null before).</summary>
+public sealed class AdminAddress(Func<IPEndPoint?> endPoint)
+{
+    public IPEndPoint? EndPoint => endPoint();
 }
