@@ -108,7 +108,7 @@ public sealed partial class BrokerListeners(ProxyState state, IConnectionListene
             {
                 foreach (var broker in view.Brokers)
                 {
-                    known.Add(NodeIds.ToVirtual(view.Ordinal, broker.NodeId));
+                    known.Add(state.NodeIds.ToVirtual(view.Ordinal, broker.NodeId));
                 }
             }
         }
@@ -173,7 +173,7 @@ public sealed partial class BrokerListeners(ProxyState state, IConnectionListene
 
     private string Describe(int nodeId)
     {
-        var cluster = NodeIds.TryFromVirtual(nodeId, out var ordinal, out _) && ordinal < state.ClustersByOrdinal.Count
+        var cluster = state.NodeIds.TryFromVirtual(nodeId, out var ordinal, out _) && ordinal < state.ClustersByOrdinal.Count
             ? state.ClustersByOrdinal[ordinal].Name
             : "?";
         return $"virtual broker {nodeId} of cluster '{cluster}'";

@@ -459,7 +459,7 @@ public sealed class CoordinatorHandlers(ProxyState state)
         var routes = context.Routes;
         UpstreamCluster cluster;
         int? node = null;
-        if (context.Session.VirtualNodeId is { } virtualNode && NodeIds.TryFromVirtual(virtualNode, out var ordinal, out var upstreamNode)
+        if (context.Session.VirtualNodeId is { } virtualNode && state.NodeIds.TryFromVirtual(virtualNode, out var ordinal, out var upstreamNode)
             && ordinal < state.ClustersByOrdinal.Count)
         {
             cluster = state.ClustersByOrdinal[ordinal];

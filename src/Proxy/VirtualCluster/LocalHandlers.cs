@@ -141,7 +141,7 @@ public sealed class LocalHandlers(ProxyState state)
         {
             foreach (var broker in view.Brokers)
             {
-                var id = NodeIds.ToVirtual(view.Ordinal, broker.NodeId);
+                var id = state.NodeIds.ToVirtual(view.Ordinal, broker.NodeId);
                 if (await state.BrokerPort(id).ConfigureAwait(false) is { } port)
                 {
                     brokers.Add(new UpstreamBroker(id, state.Config.AdvertisedHost, port, broker.Rack));
@@ -166,7 +166,7 @@ public sealed class LocalHandlers(ProxyState state)
         };
         foreach (var partition in topic.Partitions)
         {
-            var leader = NodeIds.ToVirtual(view.Ordinal, partition.Leader);
+            var leader = state.NodeIds.ToVirtual(view.Ordinal, partition.Leader);
             var error = partition.ErrorCode;
             if (leftOut is not null && leftOut.Contains(leader))
             {
@@ -191,12 +191,12 @@ public sealed class LocalHandlers(ProxyState state)
     }
 
     /// <summary>Maps upstream ids to virtual ones, dropping brokers left out of the answer.</summary>
-    private static List<int> Map(int ordinal, int[] nodes, HashSet<int>? leftOut)
+    private List<int> Map(int ordinal, int[] nodes, HashSet<int>? leftOut)
     {
         var mapped = new List<int>(nodes.Length);
         foreach (var node in nodes)
         {
-            var id = NodeIds.ToVirtual(ordinal, node);
+            var id = state.NodeIds.ToVirtual(ordinal, node);
             if (leftOut is null || !leftOut.Contains(id))
             {
                 mapped.Add(id);
@@ -272,7 +272,7 @@ public sealed class LocalHandlers(ProxyState state)
         try
         {
             var node = await cluster.FindCoordinatorAsync(keyType, key, cancellationToken, refresh: true).ConfigureAwait(false);
-            var nodeId = NodeIds.ToVirtual(cluster.Config.Ordinal, node);
+            var nodeId = state.NodeIds.ToVirtual(cluster.Config.Ordinal, node);
             if (await state.BrokerPort(nodeId).ConfigureAwait(false) is { } port)
             {
                 return (0, nodeId, port, null);

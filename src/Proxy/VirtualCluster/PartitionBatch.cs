@@ -96,7 +96,7 @@ public abstract class PartitionBatch : EntryBatch
     {
         foreach (var node in source ?? [])
         {
-            var id = NodeIds.ToVirtual(view.Ordinal, nodeOf(node));
+            var id = state.NodeIds.ToVirtual(view.Ordinal, nodeOf(node));
             // A broker without a port is left out of the hints; clients then look its partitions up in Metadata.
             if (!target.Exists(n => nodeOf(n) == id) && await state.BrokerPort(id).ConfigureAwait(false) is { } port)
             {
@@ -267,7 +267,7 @@ internal sealed class ProduceBatch : PartitionBatch.Batch<ProduceResponse, Produ
             {
                 if (partition.CurrentLeader is { } leader)
                 {
-                    leader.LeaderId = NodeIds.ToVirtual(view.Ordinal, leader.LeaderId);
+                    leader.LeaderId = _state.NodeIds.ToVirtual(view.Ordinal, leader.LeaderId);
                     leader.LeaderEpoch = -1; // epochs are per cluster (see Metadata)
                 }
             }
@@ -411,12 +411,12 @@ internal sealed class FetchBatch : PartitionBatch.Batch<FetchResponse, FetchResp
             {
                 if (partition.CurrentLeader is { } leader)
                 {
-                    leader.LeaderId = NodeIds.ToVirtual(view.Ordinal, leader.LeaderId);
+                    leader.LeaderId = _state.NodeIds.ToVirtual(view.Ordinal, leader.LeaderId);
                     leader.LeaderEpoch = -1; // epochs are per cluster (see Metadata)
                 }
                 if (partition.PreferredReadReplica >= 0)
                 {
-                    partition.PreferredReadReplica = NodeIds.ToVirtual(view.Ordinal, partition.PreferredReadReplica);
+                    partition.PreferredReadReplica = _state.NodeIds.ToVirtual(view.Ordinal, partition.PreferredReadReplica);
                 }
             }
         }

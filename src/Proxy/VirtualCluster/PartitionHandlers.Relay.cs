@@ -576,7 +576,7 @@ public sealed partial class PartitionHandlers
             return false;
         }
 
-        public int MapNode(int upstreamNodeId) => NodeIds.ToVirtual(view.Ordinal, upstreamNodeId);
+        public int MapNode(int upstreamNodeId) => state.NodeIds.ToVirtual(view.Ordinal, upstreamNodeId);
     }
 
     /// <summary>The proxy's topic ids in a Fetch request become the upstream cluster's.</summary>

@@ -28,6 +28,7 @@ public sealed class ProxyState : IAsyncDisposable
         // In a fleet, producers' mappings are shared through the control log (see ProducerIdMapper, TransactionalProducers).
         Producers = new ProducerIdMapper(this, config.StateDirectory, switching, controlLog);
         Transactions = new TransactionalProducers(this, config.StateDirectory, switching, shared: controlLog);
+        NodeIds = new NodeIds(config.Clusters.Count, config.Fleet);
         AdvertisedPort = config.AdvertisedPort;
         LoggerFactory = loggerFactory;
         var logger = loggerFactory.CreateLogger("Switchback.Upstream");
@@ -57,6 +58,9 @@ public sealed class ProxyState : IAsyncDisposable
 
     /// <summary>Consumer group members seen on each cluster, which a read switch removes from the group it leaves.</summary>
     public GroupMembers GroupMembers { get; } = new();
+
+    /// <summary>The broker ids clients see (this instance's range in a fleet).</summary>
+    public NodeIds NodeIds { get; }
 
     /// <summary>The port handed to clients for every broker: the listener's, known once it is bound.</summary>
     public int AdvertisedPort { get; set; }

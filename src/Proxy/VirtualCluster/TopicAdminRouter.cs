@@ -112,7 +112,7 @@ public sealed class TopicAdminRouter(ProxyState state)
     private async ValueTask<(UpstreamCluster? Cluster, int Node, ErrorCode Error)> BrokerAsync(string name, CancellationToken cancellationToken)
     {
         if (!int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var virtualId)
-            || !NodeIds.TryFromVirtual(virtualId, out var ordinal, out var node) || ordinal >= state.ClustersByOrdinal.Count)
+            || !state.NodeIds.TryFromVirtual(virtualId, out var ordinal, out var node) || ordinal >= state.ClustersByOrdinal.Count)
         {
             return (null, -1, ErrorCode.InvalidRequest);
         }

@@ -46,7 +46,7 @@ public sealed class AddressLeakTests(ProxyFixture fixture) : IAsyncLifetime
         {
             foreach (var broker in cluster.BrokerIds)
             {
-                _proxyPorts.Add(await listeners.PortOfAsync(NodeIds.ToVirtual(ordinal, broker)) ?? throw new InvalidOperationException($"broker {broker} has no port"));
+                _proxyPorts.Add(await listeners.PortOfAsync(_proxy.State.NodeIds.ToVirtual(ordinal, broker)) ?? throw new InvalidOperationException($"broker {broker} has no port"));
             }
         }
         _relay = new RecordingRelay(Advertised, IPAddress.Loopback, _proxyPorts);
