@@ -1,10 +1,8 @@
 using System.Buffers.Binary;
-using System.Collections.Concurrent;
-using System.Net;
-using System.Net.Sockets;
 using Switchback.Protocol;
 using Switchback.Protocol.Messages;
 using Switchback.Proxy.Demo;
+using Switchback.Proxy.Tests.Fronts;
 using Switchback.Proxy.Upstream;
 
 namespace Switchback.Proxy.Tests.Window;
@@ -23,39 +21,16 @@ namespace Switchback.Proxy.Tests.Window;
 /// the mock assigns them (its EndTxn appends a control record to each partition, which takes an offset, as a broker's
 /// marker does). Partitions are told apart by number only: use one topic.
 /// </summary>
-public sealed class ReadCommittedFront : IAsyncDisposable
+public sealed class ReadCommittedFront(MockKafkaCluster cluster) : KafkaFront(cluster)
 {
     private const short TransactionalAttribute = 0x10;
     private const short ControlAttribute = 0x20;
 
-    private readonly MockKafkaCluster _cluster;
-    private readonly List<TcpListener> _listeners = [];
-    private readonly ConcurrentBag<Socket> _sockets = [];
-    private readonly CancellationTokenSource _stop = new();
     private readonly Lock _sync = new();
     // Batches of transactions not yet ended, per producer id.
     private readonly Dictionary<long, List<BatchRange>> _open = [];
     private readonly List<BatchRange> _committed = [];
     private readonly List<BatchRange> _aborted = [];
-
-    public ReadCommittedFront(MockKafkaCluster cluster)
-    {
-        _cluster = cluster;
-        var addresses = new List<string>();
-        foreach (var brokerId in cluster.BrokerIds)
-        {
-            var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            _listeners.Add(listener);
-            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-            cluster.SetBrokerAdvertisedAddress(brokerId, "127.0.0.1", port);
-            addresses.Add($"127.0.0.1:{port}");
-            _ = AcceptLoopAsync(listener, brokerId);
-        }
-        BootstrapServers = string.Join(',', addresses);
-    }
-
-    public string BootstrapServers { get; }
 
     /// <summary>Batches withheld from a Fetch answer because their transaction was still open (or not yet known to have ended).</summary>
     public int Withheld => Volatile.Read(ref _withheld);
@@ -66,104 +41,21 @@ public sealed class ReadCommittedFront : IAsyncDisposable
     private int _withheld;
     private int _abortedAnswers;
 
-    public ValueTask DisposeAsync()
-    {
-        _stop.Cancel();
-        foreach (var listener in _listeners)
-        {
-            listener.Stop();
-        }
-        foreach (var socket in _sockets)
-        {
-            socket.Dispose();
-        }
-        _stop.Dispose();
-        return ValueTask.CompletedTask;
-    }
-
     private sealed record BatchRange(long ProducerId, int Partition, long First, long Last);
 
-    private sealed record Pending(ApiKey ApiKey, short Version, object? Request);
+    protected override ValueTask<byte[]> RewriteAnswerAsync(Request request, byte[] answer) => ValueTask.FromResult(Observe(request, answer));
 
-    private async Task AcceptLoopAsync(TcpListener listener, int brokerId)
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            Socket client;
-            try
-            {
-                client = await listener.AcceptSocketAsync(_stop.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
-            {
-                return;
-            }
-            _ = ServeAsync(client, brokerId);
-        }
-    }
-
-    private async Task ServeAsync(Socket client, int brokerId)
-    {
-        var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        _sockets.Add(client);
-        _sockets.Add(upstream);
-        // A broker answers a connection's requests in order, so answers pair with this queue's head.
-        var pending = new ConcurrentQueue<Pending>();
-        try
-        {
-            await upstream.ConnectAsync(_cluster.GetBrokerListener(brokerId), _stop.Token);
-            await using var clientStream = new NetworkStream(client, ownsSocket: true);
-            await using var mockStream = new NetworkStream(upstream, ownsSocket: true);
-            var answers = Task.Run(async () =>
-            {
-                while (await ReadFrameAsync(mockStream, _stop.Token) is { } frame)
-                {
-                    if (pending.TryDequeue(out var request))
-                    {
-                        frame = Observe(request, frame);
-                    }
-                    await WriteFrameAsync(clientStream, frame);
-                }
-            });
-            while (await ReadFrameAsync(clientStream, _stop.Token) is { } frame)
-            {
-                RequestHeader.TryPeek(frame, out var apiKey, out var version, out _);
-                var body = frame.AsMemory(FrameCodec.RequestBodyOffset(frame, apiKey, version, out _));
-                object? request = apiKey switch
-                {
-                    ApiKey.Produce => FrameCodec.DecodeBody<ProduceRequest>(body, version),
-                    ApiKey.EndTxn => FrameCodec.DecodeBody<EndTxnRequest>(body, version),
-                    _ => null,
-                };
-                if (request is not ProduceRequest { Acks: 0 })
-                {
-                    pending.Enqueue(new Pending(apiKey, version, request));
-                }
-                await WriteFrameAsync(mockStream, frame);
-            }
-            await answers;
-        }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException)
-        {
-        }
-        finally
-        {
-            client.Dispose();
-            upstream.Dispose();
-        }
-    }
-
-    private byte[] Observe(Pending request, byte[] frame)
+    private byte[] Observe(Request request, byte[] frame)
     {
         try
         {
             switch (request.ApiKey)
             {
                 case ApiKey.Produce:
-                    Produced((ProduceRequest)request.Request!, Decode<ProduceResponse>(frame, request));
+                    Produced(FrameCodec.DecodeBody<ProduceRequest>(request.Body, request.Version), Decode<ProduceResponse>(frame, request));
                     break;
                 case ApiKey.EndTxn:
-                    Ended((EndTxnRequest)request.Request!, Decode<EndTxnResponse>(frame, request));
+                    Ended(FrameCodec.DecodeBody<EndTxnRequest>(request.Body, request.Version), Decode<EndTxnResponse>(frame, request));
                     break;
                 case ApiKey.Fetch:
                     return Fetched(request, frame);
@@ -218,7 +110,7 @@ public sealed class ReadCommittedFront : IAsyncDisposable
         }
     }
 
-    private byte[] Fetched(Pending request, byte[] frame)
+    private byte[] Fetched(Request request, byte[] frame)
     {
         var response = Decode<FetchResponse>(frame, request);
         var changed = false;
@@ -253,13 +145,7 @@ public sealed class ReadCommittedFront : IAsyncDisposable
                 }
             }
         }
-        if (!changed)
-        {
-            return frame;
-        }
-        var correlationId = BinaryPrimitives.ReadInt32BigEndian(frame);
-        using var encoded = FrameCodec.EncodeResponse(request.ApiKey, request.Version, correlationId, response);
-        return encoded.Memory.ToArray();
+        return changed ? Encode(request, response) : frame;
     }
 
     private readonly record struct BatchHeader(long BaseOffset, short Attributes, int LastOffsetDelta, long ProducerId);
@@ -279,39 +165,5 @@ public sealed class ReadCommittedFront : IAsyncDisposable
             BinaryPrimitives.ReadInt32BigEndian(records[23..]),
             BinaryPrimitives.ReadInt64BigEndian(records[43..]));
         return true;
-    }
-
-    private static T Decode<T>(byte[] frame, Pending request) where T : IKafkaMessage, new()
-    {
-        var reader = new KafkaReader((ReadOnlyMemory<byte>)frame);
-        var header = new ResponseHeader();
-        header.Read(ref reader, KafkaApis.ResponseHeaderVersion(request.ApiKey, request.Version));
-        var message = new T();
-        message.Read(ref reader, request.Version);
-        return message;
-    }
-
-    private static async Task WriteFrameAsync(Stream stream, byte[] frame)
-    {
-        var sized = new byte[frame.Length + 4];
-        BinaryPrimitives.WriteInt32BigEndian(sized, frame.Length);
-        frame.CopyTo(sized, 4);
-        await stream.WriteAsync(sized);
-    }
-
-    private static async Task<byte[]?> ReadFrameAsync(Stream stream, CancellationToken cancellationToken)
-    {
-        var size = new byte[4];
-        try
-        {
-            await stream.ReadExactlyAsync(size, cancellationToken);
-            var frame = new byte[BinaryPrimitives.ReadInt32BigEndian(size)];
-            await stream.ReadExactlyAsync(frame, cancellationToken);
-            return frame;
-        }
-        catch (EndOfStreamException)
-        {
-            return null;
-        }
     }
 }

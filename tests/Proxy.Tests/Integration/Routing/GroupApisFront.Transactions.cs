@@ -347,7 +347,7 @@ public sealed partial class GroupApisFront
         {
             while (clock.Elapsed < WriteAfterRebalanceFor)
             {
-                await Task.Delay(100, _stop.Token);
+                await Task.Delay(100, Stopping);
                 if (await WriteUnwrittenAsync(group, sentAs: null, afterRebalance: true))
                 {
                     return;

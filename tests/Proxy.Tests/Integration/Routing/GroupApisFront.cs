@@ -1,11 +1,10 @@
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
-using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
 using Switchback.Protocol;
 using Switchback.Protocol.Messages;
 using Switchback.Proxy.Demo;
+using Switchback.Proxy.Tests.Fronts;
 using Switchback.Proxy.Upstream;
 
 namespace Switchback.Proxy.Tests.Integration.Routing;
@@ -26,35 +25,13 @@ public sealed record OffsetDeleteReceipt(string Group, string Topic, int Partiti
 /// answers the topic-admin and config APIs the mock lacks as well (see GroupApisFront.TopicAdmin.cs), and writes the
 /// offsets of committed transactions to their groups, which the mock never does (see GroupApisFront.Transactions.cs).
 /// </summary>
-public sealed partial class GroupApisFront : IAsyncDisposable
+public sealed partial class GroupApisFront(MockKafkaCluster cluster) : KafkaFront(cluster)
 {
     private const ErrorCode NonEmptyGroup = (ErrorCode)68;
     private const ErrorCode GroupIdNotFound = (ErrorCode)69;
 
-    private readonly MockKafkaCluster _cluster;
-    private readonly List<TcpListener> _listeners = [];
-    private readonly ConcurrentBag<Socket> _sockets = [];
-    private readonly CancellationTokenSource _stop = new();
+    private readonly MockKafkaCluster _cluster = cluster;
     private readonly ConcurrentDictionary<string, GroupState> _groups = new(StringComparer.Ordinal);
-
-    public GroupApisFront(MockKafkaCluster cluster)
-    {
-        _cluster = cluster;
-        var addresses = new List<string>();
-        foreach (var brokerId in cluster.BrokerIds)
-        {
-            var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            _listeners.Add(listener);
-            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-            cluster.SetBrokerAdvertisedAddress(brokerId, "127.0.0.1", port);
-            addresses.Add($"127.0.0.1:{port}");
-            _ = AcceptLoopAsync(listener, brokerId);
-        }
-        BootstrapServers = string.Join(',', addresses);
-    }
-
-    public string BootstrapServers { get; }
 
     /// <summary>Groups this cluster deleted, in the order it deleted them.</summary>
     public ConcurrentQueue<string> Deleted { get; } = new();
@@ -96,25 +73,7 @@ public sealed partial class GroupApisFront : IAsyncDisposable
     }
 
     /// <summary>Refuses new connections and drops open ones, as a cluster that went away.</summary>
-    public void Stop()
-    {
-        _stop.Cancel();
-        foreach (var listener in _listeners)
-        {
-            listener.Stop();
-        }
-        foreach (var socket in _sockets)
-        {
-            socket.Dispose();
-        }
-    }
-
-    public ValueTask DisposeAsync()
-    {
-        Stop();
-        _stop.Dispose();
-        return ValueTask.CompletedTask;
-    }
+    public void Stop() => StopServing();
 
     private sealed class GroupState
     {
@@ -137,37 +96,16 @@ public sealed partial class GroupApisFront : IAsyncDisposable
         public List<string> Topics { get; set; } = [];
     }
 
-    private sealed record Request(ApiKey ApiKey, short Version, int CorrelationId, string? ClientId, ReadOnlyMemory<byte> Body);
-
-    private async Task AcceptLoopAsync(TcpListener listener, int brokerId)
+    /// <summary>Relays as <see cref="KafkaFront"/> does, but answers the APIs the mock lacks itself (in request order with the mock's answers) and holds requests while asked to.</summary>
+    protected override async Task RelayAsync(Connection connection)
     {
-        while (!_stop.IsCancellationRequested)
-        {
-            Socket client;
-            try
-            {
-                client = await listener.AcceptSocketAsync(_stop.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
-            {
-                return;
-            }
-            _ = ServeAsync(client, brokerId);
-        }
-    }
-
-    private async Task ServeAsync(Socket client, int brokerId)
-    {
-        var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        _sockets.Add(client);
-        _sockets.Add(upstream);
         var ordered = Channel.CreateUnbounded<Task<byte[]>>();
         var awaiting = new ConcurrentQueue<(TaskCompletionSource<byte[]> Answer, Request Request)>();
         try
         {
-            await upstream.ConnectAsync(_cluster.GetBrokerListener(brokerId), _stop.Token);
-            await using var clientStream = new NetworkStream(client, ownsSocket: true);
-            await using var mockStream = new NetworkStream(upstream, ownsSocket: true);
+            await connection.Upstream.ConnectAsync(connection.UpstreamEndPoint, Stopping);
+            await using var clientStream = new NetworkStream(connection.Client, ownsSocket: true);
+            await using var mockStream = new NetworkStream(connection.Upstream, ownsSocket: true);
             var writer = Task.Run(async () =>
             {
                 // Answers leave in request order, whether the mock or this front gave them.
@@ -178,11 +116,11 @@ public sealed partial class GroupApisFront : IAsyncDisposable
             });
             var mockReader = Task.Run(async () =>
             {
-                while (await ReadFrameAsync(mockStream, _stop.Token) is { } frame)
+                while (await ReadFrameAsync(mockStream, Stopping) is { } frame)
                 {
                     if (awaiting.TryDequeue(out var next))
                     {
-                        next.Answer.TrySetResult(await ObserveAsync(next.Request, frame));
+                        next.Answer.TrySetResult(await RewriteAnswerAsync(next.Request, frame));
                     }
                 }
                 while (awaiting.TryDequeue(out var orphan))
@@ -190,13 +128,13 @@ public sealed partial class GroupApisFront : IAsyncDisposable
                     orphan.Answer.TrySetException(new IOException("mock broker closed"));
                 }
             });
-            while (await ReadFrameAsync(clientStream, _stop.Token) is { } frame)
+            while (await ReadFrameAsync(clientStream, Stopping) is { } frame)
             {
-                var request = Parse(frame);
+                var request = Request.Parse(frame);
                 if (request.ApiKey is ApiKey.DescribeGroups or ApiKey.DeleteGroups or ApiKey.ConsumerGroupDescribe
                     or ApiKey.ListGroups or ApiKey.OffsetDelete || (request.ApiKey == ApiKey.OffsetFetch && request.Version >= 8) || IsTopicAdmin(request.ApiKey))
                 {
-                    ordered.Writer.TryWrite(AnswerAsync(request, brokerId));
+                    ordered.Writer.TryWrite(AnswerAsync(request, connection.BrokerId));
                     continue;
                 }
                 if (request.ApiKey == ApiKey.TxnOffsetCommit && RefusedTxnOffsetCommit(request) is { } refused)
@@ -204,7 +142,7 @@ public sealed partial class GroupApisFront : IAsyncDisposable
                     ordered.Writer.TryWrite(Task.FromResult(refused));
                     continue;
                 }
-                if (!(request.ApiKey == ApiKey.Produce && FrameCodec.DecodeBody<ProduceRequest>(request.Body, request.Version).Acks == 0))
+                if (request.ExpectsAnswer)
                 {
                     var answer = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
                     awaiting.Enqueue((answer, request));
@@ -212,36 +150,24 @@ public sealed partial class GroupApisFront : IAsyncDisposable
                 }
                 if (_hold is { } hold && hold.ApiKey == request.ApiKey)
                 {
-                    await hold.WaitAsync().WaitAsync(_stop.Token);
+                    await hold.WaitAsync().WaitAsync(Stopping);
                 }
                 await WriteFrameAsync(mockStream, frame);
             }
             ordered.Writer.TryComplete();
             await Task.WhenAny(writer, mockReader);
         }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException)
-        {
-        }
         finally
         {
             ordered.Writer.TryComplete();
-            client.Dispose();
-            upstream.Dispose();
         }
-    }
-
-    private static Request Parse(byte[] frame)
-    {
-        RequestHeader.TryPeek(frame, out var apiKey, out var version, out var correlationId);
-        var bodyOffset = FrameCodec.RequestBodyOffset(frame, apiKey, version, out var header);
-        return new Request(apiKey, version, correlationId, header.ClientId, frame.AsMemory(bodyOffset));
     }
 
     /// <summary>
     /// The mock's answer, as relayed; group answers update what this front knows of the group. A committed EndTxn is
     /// held until the transaction's offsets are written, as a broker's are before its consumers can fetch them.
     /// </summary>
-    private async ValueTask<byte[]> ObserveAsync(Request request, byte[] frame) =>
+    protected override async ValueTask<byte[]> RewriteAnswerAsync(Request request, byte[] frame) =>
         request.ApiKey == ApiKey.EndTxn ? await TransactionEndedAsync(request, frame) : Observe(request, frame);
 
     private byte[] Observe(Request request, byte[] frame)
@@ -671,56 +597,13 @@ public sealed partial class GroupApisFront : IAsyncDisposable
     private async Task<T> ExchangeAsync<T>(int brokerId, ApiKey apiKey, short version, IKafkaMessage body) where T : IKafkaMessage, new()
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(_cluster.GetBrokerListener(brokerId), _stop.Token);
+        await socket.ConnectAsync(_cluster.GetBrokerListener(brokerId), Stopping);
         await using var stream = new NetworkStream(socket, ownsSocket: false);
         using (var frame = FrameCodec.EncodeRequest(apiKey, version, 1, "group-apis-front", body))
         {
             await WriteFrameAsync(stream, frame.Memory.ToArray());
         }
-        var response = await ReadFrameAsync(stream, _stop.Token) ?? throw new IOException($"Mock broker {brokerId} closed before answering {apiKey}.");
+        var response = await ReadFrameAsync(stream, Stopping) ?? throw new IOException($"Mock broker {brokerId} closed before answering {apiKey}.");
         return Decode<T>(response, apiKey, version);
-    }
-
-    private static T Decode<T>(byte[] frame, Request request) where T : IKafkaMessage, new() => Decode<T>(frame, request.ApiKey, request.Version);
-
-    private static T Decode<T>(byte[] frame, ApiKey apiKey, short version) where T : IKafkaMessage, new()
-    {
-        // Over the array itself (byte fields slice it), which outlives the decoded message.
-        var reader = new KafkaReader((ReadOnlyMemory<byte>)frame);
-        var header = new ResponseHeader();
-        header.Read(ref reader, KafkaApis.ResponseHeaderVersion(apiKey, version));
-        var message = new T();
-        message.Read(ref reader, version);
-        return message;
-    }
-
-    private static byte[] Encode(Request request, IKafkaMessage response)
-    {
-        using var frame = FrameCodec.EncodeResponse(request.ApiKey, request.Version, request.CorrelationId, response);
-        return frame.Memory.ToArray();
-    }
-
-    private static async Task WriteFrameAsync(Stream stream, byte[] frame)
-    {
-        var sized = new byte[frame.Length + 4];
-        BinaryPrimitives.WriteInt32BigEndian(sized, frame.Length);
-        frame.CopyTo(sized, 4);
-        await stream.WriteAsync(sized);
-    }
-
-    private static async Task<byte[]?> ReadFrameAsync(Stream stream, CancellationToken cancellationToken)
-    {
-        var size = new byte[4];
-        try
-        {
-            await stream.ReadExactlyAsync(size, cancellationToken);
-            var frame = new byte[BinaryPrimitives.ReadInt32BigEndian(size)];
-            await stream.ReadExactlyAsync(frame, cancellationToken);
-            return frame;
-        }
-        catch (EndOfStreamException)
-        {
-            return null;
-        }
     }
 }
