@@ -90,9 +90,10 @@ public enum TransactionUse
 /// <para>
 /// In a fleet, every entry is also appended to the control log (and the client waits for both), and the other
 /// instances' entries are taken up as they are read: a transactional producer whose instance died goes on through
-/// another one, in the same transaction, under the same mapping and sequence bases, and every instance's switch
-/// waits for the transactions open anywhere. Before an instance makes a mapping, or treats an id as unknown, it reads
-/// the log to its end, so it uses what the fleet already knows instead of fencing it.
+/// another one, in the same transaction, under the same mapping and sequence bases. Each instance's switch waits for
+/// the open transactions it serves (another instance's are drained there, or end with its membership). Before an
+/// instance makes a mapping, or treats an id as unknown, it reads the log to its end, so it uses what the fleet
+/// already knows instead of fencing it.
 /// </para>
 /// </remarks>
 public sealed class TransactionalProducers : IAsyncDisposable
